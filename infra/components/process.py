@@ -90,10 +90,12 @@ class ManagedProcess:
 
     def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> float:
         """Poll `ready` until it holds; returns seconds taken. Fails fast if the process dies."""
+        if self.popen is None:
+            raise ComponentError(f"{self.name}: wait_until before start()")
         started = time.monotonic()
         deadline = started + timeout
         while True:
-            if self.popen is not None and self.popen.poll() is not None:
+            if self.popen.poll() is not None:
                 raise ComponentError(
                     f"{self.name} exited with code {self.popen.returncode} before {what}; "
                     f"log {self.log_path}:\n{log_tail(self.log_path)}"

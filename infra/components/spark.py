@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 
 from infra.components import locate
+from libs.spark.session import session
 
 
 def spark_session(
@@ -21,19 +22,9 @@ def spark_session(
 ):
     """Get or create a SparkSession wired for Kafka. Java comes from JAVA_HOME or PATH."""
     os.environ.setdefault("JAVA_HOME", str(locate.java_home()))
-    from pyspark.sql import SparkSession
-
-    jars = ",".join(str(p) for p in locate.spark_kafka_jars())
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .master(master)
-        .config("spark.jars", jars)
-        .config("spark.ui.enabled", "true" if ui else "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.memory", "1g")
-        .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
-    )
-    for key, value in (conf or {}).items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
+    settings = {
+        "spark.jars": ",".join(str(p) for p in locate.spark_kafka_jars()),
+        "spark.driver.memory": "1g",
+        "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+    }
+    return session(app_name, master=master, conf=settings | dict(conf or {}), ui=ui)
