@@ -15,7 +15,7 @@ import pytest
 
 from infra.components.postgres import PostgresServer
 from libs.schemas.alert import Alert
-from libs.schemas.sql import alerts_ddl, alerts_upsert_sql, alert_to_row
+from libs.schemas.sql import alert_to_row, alerts_ddl, alerts_upsert_sql
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,9 @@ def _alert(version: int, total: str) -> Alert:
 
 def _rows(conn) -> list[tuple]:
     with conn.cursor() as cur:
-        cur.execute("SELECT user_id, window_start, version, total_amount, transaction_ids FROM alerts")
+        cur.execute(
+            "SELECT user_id, window_start, version, total_amount, transaction_ids FROM alerts"
+        )
         return cur.fetchall()
 
 

@@ -7,6 +7,7 @@ error naming the component and the tail of its log, and a clean or brutal stop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -103,7 +104,7 @@ class ManagedProcess:
             try:
                 if ready():
                     return time.monotonic() - started
-            except Exception:  # noqa: BLE001 - not ready yet is any failure to answer
+            except Exception:
                 pass
             if time.monotonic() > deadline:
                 raise ComponentError(
@@ -132,7 +133,5 @@ class ManagedProcess:
 
     def _signal(self, sig: signal.Signals) -> None:
         assert self.popen is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass

@@ -17,7 +17,7 @@ def exporter():
     counter = Counter("fraud_test_events", "Events seen by the test exporter", ["kind"],
                       registry=registry)  # fmt: skip
     port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     yield port, counter
     server.shutdown()
 

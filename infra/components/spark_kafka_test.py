@@ -45,7 +45,9 @@ def test_structured_stream_reads_every_message(broker, tmp_path):
         )
         query.awaitTermination(240)
         assert query.exception() is None
-        rows = spark.sql("SELECT k, SUM(v) AS total, COUNT(*) AS n FROM spark_in GROUP BY k").collect()
+        rows = spark.sql(
+            "SELECT k, SUM(v) AS total, COUNT(*) AS n FROM spark_in GROUP BY k"
+        ).collect()
         assert {r.k: r.total for r in rows} == expected
         assert sum(r.n for r in rows) == 120
     finally:

@@ -18,8 +18,8 @@ def flag(
     *,
     env: str,
     default: Any,
-    help: str,  # noqa: A002 - argparse's own word
-    type: Callable[[str], Any] = str,  # noqa: A002
+    help: str,
+    type: Callable[[str], Any] = str,
     choices: Sequence[Any] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> None:
@@ -47,7 +47,7 @@ def switch(
     name: str,
     *,
     env: str,
-    help: str,  # noqa: A002
+    help: str,
     environ: Mapping[str, str] | None = None,
 ) -> None:
     """A boolean `--name`, also set by $env in {1, true, yes, on}."""

@@ -20,11 +20,11 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from libs.spark.session import session as spark_session
 from libs.schemas.alert import ALERT_FIELDS, Alert, alert_to_json, parse_alert
 from libs.schemas.fields import Field, Kind
 from libs.schemas.spark import JSON_OPTIONS, alert_struct, transaction_struct
 from libs.schemas.transaction import TRANSACTION_FIELDS, parse_transaction, transaction_to_json
+from libs.spark.session import session as spark_session
 
 EXPECTED_TYPES = {
     Kind.STRING: StringType(),

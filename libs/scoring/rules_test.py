@@ -156,5 +156,5 @@ def test_rule_definition_is_checked(kwargs: dict[str, str]) -> None:
         "weight_attr": "high_frequency_weight",
         "reason_template": "{value}",
     }
-    with pytest.raises(ValueError, match="^rule r: "):
+    with pytest.raises(ValueError, match=r"^rule r: "):
         Rule(**{**base, **kwargs})

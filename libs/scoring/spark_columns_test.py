@@ -12,9 +12,9 @@ import pytest
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from libs.spark.session import session as spark_session
 from libs.scoring.rules import RULES, ScoringConfig, WindowAggregates, evaluate
 from libs.scoring.spark_columns import evaluation_columns, flag_columns, score_column
+from libs.spark.session import session as spark_session
 
 SCHEMA = (
     "txn_count int, distinct_countries int, max_amount decimal(15,2), total_amount decimal(25,2)"
@@ -51,7 +51,9 @@ CONFIGS = {
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[SparkSession]:
-    session = spark_session("scoring-spark-columns-test", conf={"spark.sql.shuffle.partitions": "1"})
+    session = spark_session(
+        "scoring-spark-columns-test", conf={"spark.sql.shuffle.partitions": "1"}
+    )
     yield session
     session.stop()
 
