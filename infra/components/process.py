@@ -114,15 +114,23 @@ class ManagedProcess:
             time.sleep(0.1)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, then SIGKILL if it has not exited by `timeout`."""
+        """SIGTERM to the process itself (as an orchestrator would; it stops its own
+        children, e.g. the detector its Spark JVM), then SIGKILL to the whole group if it
+        has not exited by `timeout`."""
         if not self.running:
             return
         assert self.popen is not None
-        self._signal(signal.SIGTERM)
+        self.terminate()
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+    def terminate(self) -> None:
+        """SIGTERM to the main process only."""
+        if self.popen is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, signal.SIGTERM)
 
     def kill(self) -> None:
         """SIGKILL the whole process group, as a crash would."""

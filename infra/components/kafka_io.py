@@ -1,0 +1,137 @@
+"""Small Kafka client helpers for tests, the local stack and benchmarks: produce a list of
+records, drain a topic with a deadline, read committed/end offsets.
+
+Why: every end-to-end check needs "read everything on this topic until this condition
+holds or the deadline passes", and it should be written once, correctly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None, dict[str, bytes] | None]],
+    timeout: float = 60.0,
+) -> int:
+    """Produce (key, value, headers) records idempotently; returns how many were delivered."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
+    )
+    errors: list[str] = []
+    delivered = 0
+
+    def on_delivery(err, _msg) -> None:
+        nonlocal delivered
+        if err is not None:
+            errors.append(str(err))
+        else:
+            delivered += 1
+
+    for key, value, headers in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value,
+                                 headers=list((headers or {}).items()), on_delivery=on_delivery)  # fmt: skip
+                break
+            except BufferError:
+                producer.poll(0.1)
+    remaining = producer.flush(timeout)
+    if errors or remaining:
+        raise KafkaException(f"produce to {topic}: {len(errors)} errors {errors[:3]}, "
+                             f"{remaining} undelivered")  # fmt: skip
+    return delivered
+
+
+class TopicReader:
+    """Reads a topic from the beginning, accumulating records across calls."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str | None = None) -> None:
+        self.topic = topic
+        self.records: list[Record] = []
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group or f"reader-{topic}-{time.monotonic_ns()}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        self._consumer.subscribe([topic])
+
+    def poll(self, seconds: float = 0.5) -> int:
+        """Read what arrives within `seconds`; returns the number of new records."""
+        deadline = time.monotonic() + seconds
+        new = 0
+        while time.monotonic() < deadline:
+            batch = self._consumer.consume(1000, timeout=0.2)
+            for msg in batch:
+                if msg.error() is not None:
+                    continue
+                self.records.append(
+                    Record(
+                        msg.key(),
+                        msg.value(),
+                        dict(msg.headers() or []),
+                        msg.partition(),
+                        msg.offset(),
+                        msg.timestamp()[1],
+                    )  # fmt: skip
+                )
+                new += 1
+        return new
+
+    def wait_for(self, done: Callable[[list[Record]], bool], timeout: float, what: str) -> None:
+        """Poll until `done(records)` holds; AssertionError with what was seen at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not done(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{what}: not reached within {timeout:.0f} s on {self.topic} "
+                    f"({len(self.records)} records read)"
+                )
+            self.poll(0.5)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """partition -> high watermark."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "offsets-probe"})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout)
+        ends = {}
+        for partition in meta.topics[topic].partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout)
+            ends[partition] = high
+        return ends
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, timeout: float = 10.0) -> dict:
+    """partition -> committed offset of `group` (negative when nothing committed)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout)
+        parts = [TopicPartition(topic, p) for p in meta.topics[topic].partitions]
+        return {tp.partition: tp.offset for tp in consumer.committed(parts, timeout=timeout)}
+    finally:
+        consumer.close()

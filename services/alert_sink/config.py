@@ -1,0 +1,111 @@
+"""The sink's configuration, parsed once at the edge: flags with environment fallbacks.
+
+Why: every setting can come from the command line or the environment (compose, k8s), and
+--help names each variable. The database password has no flag on purpose: libpq reads it
+from PGPASSWORD or a passfile, so it never shows in a process list or a default.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from libs.cli.flags import flag, non_negative_int
+from libs.schemas.sql import alerts_ddl
+from services.alert_sink.backoff import Backoff
+from services.alert_sink.dlq import DEFAULT_DLQ_TOPIC
+
+DEFAULT_DSN = "host=localhost port=5432 dbname=fraud user=postgres"
+
+
+@dataclass(frozen=True)
+class Config:
+    bootstrap_servers: str = "localhost:9092"
+    topic: str = "fraud_alerts"
+    group_id: str = "fraud-alert-sink"
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
+    postgres_dsn: str = DEFAULT_DSN
+    table: str = "alerts"
+    batch_size: int = 500
+    batch_timeout_ms: int = 200
+    retry: Backoff = field(default_factory=Backoff)
+    metrics_port: int = 8001
+    log_level: str = "INFO"
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alert_sink",
+        description="Consume Alert JSON from Kafka and upsert it into PostgreSQL. The database "
+        "password comes only from the environment (PGPASSWORD) or a libpq passfile "
+        "(PGPASSFILE, ~/.pgpass).",
+    )
+    env = {"environ": environ}
+
+    kafka = parser.add_argument_group("Kafka")
+    flag(kafka, "--bootstrap-servers", env="KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092",
+         help="Kafka bootstrap servers.", **env)  # fmt: skip
+    flag(kafka, "--topic", env="FRAUD_SINK_TOPIC", default="fraud_alerts",
+         help="Topic to consume alerts from.", **env)  # fmt: skip
+    flag(kafka, "--group-id", env="FRAUD_SINK_GROUP_ID", default="fraud-alert-sink",
+         help="Consumer group.", **env)  # fmt: skip
+    flag(kafka, "--dlq-topic", env="FRAUD_SINK_DLQ_TOPIC", default=DEFAULT_DLQ_TOPIC,
+         help="Dead-letter topic for messages that cannot be stored.", **env)  # fmt: skip
+
+    db = parser.add_argument_group("PostgreSQL")
+    flag(db, "--postgres-dsn", env="FRAUD_POSTGRES_DSN", default=DEFAULT_DSN,
+         help="libpq connection string; no password here (PGPASSWORD or a passfile).",
+         **env)  # fmt: skip
+    flag(db, "--table", env="FRAUD_SINK_TABLE", default="alerts",
+         help="Alerts table, created if missing.", **env)  # fmt: skip
+
+    batching = parser.add_argument_group("batching and retries")
+    flag(batching, "--batch-size", env="FRAUD_SINK_BATCH_SIZE", default=500, type=positive_int,
+         help="Most messages per database transaction.", **env)  # fmt: skip
+    flag(batching, "--batch-timeout-ms", env="FRAUD_SINK_BATCH_TIMEOUT_MS", default=200,
+         type=positive_int, help="Longest wait to fill a batch.", **env)  # fmt: skip
+    flag(batching, "--retry-initial-ms", env="FRAUD_SINK_RETRY_INITIAL_MS", default=500,
+         type=positive_int, help="First retry delay after a database or DLQ error.",
+         **env)  # fmt: skip
+    flag(batching, "--retry-max-ms", env="FRAUD_SINK_RETRY_MAX_MS", default=10_000,
+         type=positive_int, help="Cap of the exponential retry delay.", **env)  # fmt: skip
+
+    ops = parser.add_argument_group("operations")
+    flag(ops, "--metrics-port", env="FRAUD_SINK_METRICS_PORT", default=8001,
+         type=non_negative_int, help="Prometheus metrics port (0: none).", **env)  # fmt: skip
+    flag(ops, "--log-level", env="FRAUD_LOG_LEVEL", default="INFO", type=str.upper,
+         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Log level.", **env)  # fmt: skip
+    return parser
+
+
+def parse_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    parser = build_parser(environ)
+    ns = parser.parse_args(argv)
+    try:
+        retry = Backoff(initial=ns.retry_initial_ms / 1000, maximum=ns.retry_max_ms / 1000)
+        alerts_ddl(ns.table)  # the table name is spliced into SQL: check it now
+    except ValueError as err:
+        parser.error(str(err))
+    return Config(
+        bootstrap_servers=ns.bootstrap_servers,
+        topic=ns.topic,
+        group_id=ns.group_id,
+        dlq_topic=ns.dlq_topic,
+        postgres_dsn=ns.postgres_dsn,
+        table=ns.table,
+        batch_size=ns.batch_size,
+        batch_timeout_ms=ns.batch_timeout_ms,
+        retry=retry,
+        metrics_port=ns.metrics_port,
+        log_level=ns.log_level,
+    )

@@ -1,0 +1,395 @@
+"""Alert sink: Kafka `fraud_alerts` -> PostgreSQL `alerts`, no alert lost, none duplicated.
+
+Why it is built this way:
+- Offsets are committed synchronously, and only the offsets of the batch just written,
+  after the database commit. A crash anywhere re-delivers at most the batch whose commit
+  had not happened; the idempotent upsert (highest version wins, the same version is a
+  no-op) makes the replay harmless.
+- A database outage never skips a batch: the same batch is retried with capped, jittered
+  exponential backoff. Meanwhile the assigned partitions are paused and the consumer keeps
+  polling, so it stays in its group (max.poll.interval.ms) and reads nothing new.
+- Bad input goes to the DLQ topic with the original key and bytes and is counted; the
+  batch goes on. Kafka confirms a dead letter before the offsets covering it are committed.
+- SIGTERM finishes the batch in hand if the database answers, otherwise leaves its offsets
+  uncommitted (re-delivered later), closes the consumer and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from libs.cli.service import Shutdown, serve_metrics
+from libs.logging.structured import bind, configure
+from services.alert_sink.batching import (
+    Batch,
+    SourceMessage,
+    TopicPartition,
+    decode_batch,
+    drop_partitions,
+)
+from services.alert_sink.config import Config, parse_config
+from services.alert_sink.dlq import DB_REJECTED, DeadLetter, DeliveryError, DlqDelivery
+from services.alert_sink.metrics import SinkMetrics
+from services.alert_sink.store import AlertStore, StoreError, WriteResult, safe_dsn
+
+SERVICE = "alert_sink"
+LAG_REFRESH_SECONDS = 5.0
+# The longest the loop goes without poll() while it holds a batch during an outage.
+HOLD_POLL_SECONDS = 0.5
+# Must exceed the longest stretch without poll(): one database attempt (bounded by the
+# connection timeouts in store.py) or one DLQ flush. Kafka's default, stated on purpose.
+MAX_POLL_INTERVAL_MS = 300_000
+
+T = TypeVar("T")
+log = logging.getLogger("alert_sink")
+
+
+class Sink:
+    """The consume -> write -> dead-letter -> commit loop. One thread: Kafka's rebalance and
+    error callbacks run inside poll()/consume() on it."""
+
+    def __init__(
+        self, config: Config, shutdown: Shutdown, metrics: SinkMetrics, rng: random.Random
+    ) -> None:
+        self.config = config
+        self.shutdown = shutdown
+        self.metrics = metrics
+        self.rng = rng
+        self.log = bind(log, topic=config.topic, group_id=config.group_id)
+        self.store = AlertStore(config.postgres_dsn, config.table)
+        common = {"bootstrap.servers": config.bootstrap_servers, "error_cb": self._kafka_error}
+        self.consumer = Consumer(
+            {
+                **common,
+                "group.id": config.group_id,
+                "client.id": "alert_sink",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
+            }
+        )
+        self.producer = Producer(
+            {
+                **common,
+                "client.id": "alert_sink-dlq",
+                "enable.idempotence": True,  # acks=all; producer retries add no duplicates
+                "linger.ms": 5,
+                "message.timeout.ms": 30_000,
+            }
+        )
+        self.in_hand: Batch | None = None  # the batch being written; a revoke trims it
+        self.carry: list[Message] = []  # delivered while holding: starts the next batch
+        self.holding = False  # partitions are paused while a batch waits
+        self._lag_due = 0.0
+        self._lag_labels: set[tuple[str, str]] = set()
+        self._last_kafka_error = ("", 0.0)
+
+    # -- main loop ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        c = self.config
+        self.log.info(
+            "starting",
+            extra={
+                "postgres": safe_dsn(c.postgres_dsn),
+                "table": c.table,
+                "bootstrap_servers": c.bootstrap_servers,
+                "dlq_topic": c.dlq_topic,
+                "batch_size": c.batch_size,
+            },
+        )
+        try:
+            if self._retry(self._connect, "database connect") is None:
+                return  # shutdown before the database ever answered
+            self.consumer.subscribe(
+                [c.topic],
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
+            timeout = c.batch_timeout_ms / 1000
+            while not self.shutdown.requested:
+                wanted = max(1, c.batch_size - len(self.carry))
+                messages = self.carry + self.consumer.consume(wanted, timeout)
+                self.carry = []
+                self._refresh_lag()
+                if messages:
+                    self._process(self._decode(messages))
+        finally:
+            self._close()
+
+    def _decode(self, messages: list[Message]) -> Batch:
+        sources: list[SourceMessage] = []
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                self._kafka_error(err)
+                continue
+            sources.append(
+                SourceMessage(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value())
+            )
+        self.metrics.consumed.inc(len(sources))
+        return decode_batch(sources)
+
+    def _process(self, batch: Batch) -> None:
+        """Write, dead-letter, commit; each step retried until done or shutdown."""
+        if not batch.messages:
+            return
+        self.in_hand = batch
+        try:
+            written = self._retry(lambda: self._write(self._batch()), "database write")
+            if written is None:
+                return
+            started, result = written
+            letters = self._dead_letters(self._batch(), result)
+            if letters:
+                delivery = DlqDelivery(letters, self._dead_letter_sent)
+                send = lambda: delivery.send(self.producer, self.config.dlq_topic)  # noqa: E731
+                if self._retry(send, "DLQ delivery") is None:
+                    return
+            self._commit(self._batch())
+            self.metrics.batch_seconds.observe(time.monotonic() - started)
+        finally:
+            self.in_hand = None
+            self._release()
+
+    def _batch(self) -> Batch:
+        assert self.in_hand is not None
+        return self.in_hand
+
+    # -- steps -------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        self.store.connect()
+        self.metrics.db_up.set(1)
+
+    def _write(self, batch: Batch) -> tuple[float, WriteResult]:
+        started = time.monotonic()
+        result = self.store.write([d.alert for d in batch.latest])
+        m = self.metrics
+        if batch.latest:
+            m.db_up.set(1)
+        m.batch_size.observe(len(batch.messages))
+        m.stored.inc(len(result.stored))
+        written_or_refused = len(result.stored) + len(result.rejected)
+        m.ignored.inc(batch.superseded + len(batch.latest) - written_or_refused)
+        for alert in result.stored:
+            latency = result.committed_at - alert.last_event_time.timestamp()
+            m.e2e_latency.observe(max(0.0, latency))
+        self.log.debug(
+            "batch written",
+            extra={
+                "batch_size": len(batch.messages),
+                "stored": len(result.stored),
+                "bad": len(batch.bad),
+                "offsets": _offset_ranges(batch),
+            },
+        )
+        return started, result
+
+    def _dead_letters(self, batch: Batch, result: WriteResult) -> list[DeadLetter]:
+        letters = [DeadLetter(b.message, b.reason, b.detail) for b in batch.bad]
+        source_of = {d.alert: d.message for d in batch.latest}
+        letters += [DeadLetter(source_of[a], DB_REJECTED, why) for a, why in result.rejected]
+        for letter in letters:
+            self.log.warning(
+                "dead-lettering message",
+                extra={
+                    "partition": letter.source.partition,
+                    "offset": letter.source.offset,
+                    "reason": letter.reason,
+                    "detail": letter.detail,
+                    "dlq_topic": self.config.dlq_topic,
+                },
+            )
+        return letters
+
+    def _dead_letter_sent(self, reason: str) -> None:
+        self.metrics.dlq.labels(reason=reason).inc()
+
+    def _commit(self, batch: Batch) -> None:
+        """Synchronously commit exactly this batch's offsets. A failure is logged, not
+        retried: the next commit covers these offsets too, and until then a restart
+        re-delivers them, which the upsert makes harmless."""
+        offsets = [KafkaPartition(t, p, o) for (t, p), o in batch.commit_offsets().items()]
+        if not offsets:
+            return
+        try:
+            results = self.consumer.commit(offsets=offsets, asynchronous=False) or []
+            failed = [tp for tp in results if tp.error is not None]
+            detail = "; ".join(f"partition {tp.partition}: {tp.error}" for tp in failed)
+        except KafkaException as err:
+            failed, detail = offsets, str(err)
+        if failed:
+            self.metrics.commit_errors.inc()
+            self.log.warning(
+                "offset commit failed; the batch will be re-delivered",
+                extra={"detail": detail, "offsets": _offset_ranges(batch)},
+            )
+
+    # -- outages -----------------------------------------------------------------------
+
+    def _retry(self, attempt: Callable[[], T], what: str) -> T | None:
+        """Run `attempt` until it succeeds; None if shutdown came while it kept failing.
+
+        After shutdown is requested one more attempt is made (the database may be back);
+        if that fails too the batch is abandoned with its offsets uncommitted.
+        """
+        failures = 0
+        while True:
+            try:
+                result = attempt()
+            except (StoreError, DeliveryError) as err:
+                if isinstance(err, StoreError):
+                    self.metrics.db_errors.labels(kind=err.kind).inc()
+                    self.metrics.db_up.set(0)
+                else:
+                    self.metrics.dlq_errors.inc()
+                if self.shutdown.requested:
+                    self.log.warning(
+                        f"{what} failed during shutdown; offsets left uncommitted",
+                        extra={"error": str(err)},
+                    )
+                    return None
+                delay = self.config.retry.delay(failures, self.rng)
+                failures += 1
+                self.log.warning(
+                    f"{what} failed; retrying the same batch",
+                    extra={
+                        "error": str(err),
+                        "attempt": failures,
+                        "retry_in_s": round(delay, 3),
+                        "batch_size": len(self.in_hand.messages) if self.in_hand else 0,
+                    },
+                )
+                self._hold(delay)
+                continue
+            if failures:
+                self.log.info(f"{what} succeeded after {failures} failed attempts")
+            return result
+
+    def _hold(self, seconds: float) -> None:
+        """Wait `seconds` (or until shutdown) with every partition paused, still polling so
+        the group keeps this consumer."""
+        if not self.holding and self.consumer.assignment():
+            self.consumer.pause(self.consumer.assignment())
+        self.holding = True
+        deadline = time.monotonic() + seconds
+        while not self.shutdown.requested and (left := deadline - time.monotonic()) > 0:
+            msg = self.consumer.poll(min(left, HOLD_POLL_SECONDS))
+            if msg is not None and msg.error() is None:
+                # Only a partition assigned before it could be paused delivers. Keep the
+                # message for the next batch and pause the partition: its position stays
+                # right after this message, so nothing is skipped or read twice.
+                self.carry.append(msg)
+                self.consumer.pause([KafkaPartition(msg.topic(), msg.partition())])
+            elif msg is not None:
+                self._kafka_error(msg.error())
+            self._refresh_lag()
+
+    def _release(self) -> None:
+        if self.holding:
+            self.holding = False
+            assignment = self.consumer.assignment()
+            if assignment:
+                self.consumer.resume(assignment)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        self.log.info(
+            "partitions assigned", extra={"partitions": [p.partition for p in partitions]}
+        )
+        if self.holding:  # a batch still waits: take the partitions, but paused
+            consumer.assign(partitions)
+            consumer.pause(partitions)
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        revoked: set[TopicPartition] = {(p.topic, p.partition) for p in partitions}
+        self.log.info("partitions revoked", extra={"partitions": sorted(p for _, p in revoked)})
+        if self.in_hand is not None:
+            self.in_hand = drop_partitions(self.in_hand, revoked)
+        self.carry = [m for m in self.carry if (m.topic(), m.partition()) not in revoked]
+
+    # -- observability -----------------------------------------------------------------
+
+    def _refresh_lag(self) -> None:
+        """fraud_sink_consumer_lag per assigned partition, every LAG_REFRESH_SECONDS."""
+        now = time.monotonic()
+        if now < self._lag_due:
+            return
+        self._lag_due = now + LAG_REFRESH_SECONDS
+        labels: set[tuple[str, str]] = set()
+        try:
+            assignment = self.consumer.assignment()
+            committed = self.consumer.committed(assignment, timeout=2) if assignment else []
+            for tp in committed:
+                low, high = self.consumer.get_watermark_offsets(
+                    KafkaPartition(tp.topic, tp.partition), timeout=2, cached=False
+                )
+                position = tp.offset if tp.offset >= 0 else low  # nothing committed yet
+                label = (tp.topic, str(tp.partition))
+                self.metrics.consumer_lag.labels(*label).set(max(0, high - position))
+                labels.add(label)
+        except KafkaException as err:
+            self.log.debug("consumer lag not refreshed", extra={"error": str(err)})
+            return
+        for gone in self._lag_labels - labels:
+            self.metrics.consumer_lag.remove(*gone)
+        self._lag_labels = labels
+
+    def _kafka_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            raise KafkaException(err)
+        # librdkafka repeats transport errors while a broker is away: log each distinct
+        # error at most every 30 s.
+        text, when = self._last_kafka_error
+        now = time.monotonic()
+        if str(err) != text or now - when > 30:
+            self._last_kafka_error = (str(err), now)
+            self.log.warning("kafka client error", extra={"error": str(err)})
+
+    def _close(self) -> None:
+        try:
+            self.consumer.close()  # leaves the group; commits nothing (auto commit is off)
+        finally:
+            self.producer.flush(5)
+            self.store.close()
+        self.log.info("stopped")
+
+
+def _offset_ranges(batch: Batch) -> dict[str, str]:
+    """{"topic/partition": "first-last"} for logs."""
+    ranges: dict[str, tuple[int, int]] = {}
+    for m in batch.messages:
+        first, last = ranges.get(f"{m.topic}/{m.partition}", (m.offset, m.offset))
+        ranges[f"{m.topic}/{m.partition}"] = (min(first, m.offset), max(last, m.offset))
+    return {k: f"{a}-{b}" for k, (a, b) in ranges.items()}
+
+
+def run(config: Config, shutdown: Shutdown, metrics: SinkMetrics | None = None) -> None:
+    """Run until `shutdown` is requested (the in-process entry for the benchmark)."""
+    Sink(config, shutdown, metrics or SinkMetrics(), random.Random()).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_config(argv, os.environ)
+    configure(SERVICE, config.log_level)
+    shutdown = Shutdown().install()
+    metrics = SinkMetrics()
+    serve_metrics(config.metrics_port, metrics.registry)
+    run(config, shutdown, metrics)
+    if shutdown.signal_name:
+        log.info("exiting after signal", extra={"signal": shutdown.signal_name})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Fraud detector: Spark Structured Streaming from Kafka `transactions` to `fraud_alerts`.
+
+Two streaming queries share one validation (libs/schemas) and run in one Spark session:
+`alerts` (valid records → 60 s windows per user → score → alerts, update mode) and `dlq`
+(invalid records → transactions.dlq with a reason). Both are checkpointed, so a restart
+after a crash resumes exactly where the last committed micro-batch ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from libs.cli.flags import flag, non_negative_int, switch
+from libs.cli.service import Shutdown, serve_metrics
+from libs.logging.structured import configure
+from libs.schemas.codec import DEFAULT_MAX_BYTES
+from libs.scoring.config import add_scoring_args, config_from_args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="detector",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kafka = parser.add_argument_group("kafka")
+    flag(kafka, "--bootstrap-servers", env="KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092",
+         help="Kafka bootstrap servers")  # fmt: skip
+    flag(kafka, "--input-topic", env="FRAUD_TRANSACTIONS_TOPIC", default="transactions",
+         help="topic of transactions")  # fmt: skip
+    flag(kafka, "--alerts-topic", env="FRAUD_ALERTS_TOPIC", default="fraud_alerts",
+         help="topic alerts are published to")  # fmt: skip
+    flag(kafka, "--dlq-topic", env="FRAUD_DLQ_TOPIC", default="transactions.dlq",
+         help="topic bad transactions are sent to")  # fmt: skip
+    flag(kafka, "--starting-offsets", env="FRAUD_DETECTOR_STARTING_OFFSETS", default="earliest",
+         choices=["earliest", "latest"],
+         help="where a query with no checkpoint starts reading")  # fmt: skip
+    flag(kafka, "--max-offsets-per-trigger", env="FRAUD_DETECTOR_MAX_OFFSETS_PER_TRIGGER",
+         default=0, type=non_negative_int,
+         help="cap on records per micro-batch (0: no cap)")  # fmt: skip
+    flag(kafka, "--max-record-bytes", env="FRAUD_MAX_RECORD_BYTES", default=DEFAULT_MAX_BYTES,
+         type=non_negative_int, help="larger transactions go to the DLQ as too_large")  # fmt: skip
+
+    spark = parser.add_argument_group("spark")
+    flag(spark, "--master", env="SPARK_MASTER", default="local[*]",
+         help="Spark master URL (local[*], spark://host:7077, ...)")  # fmt: skip
+    flag(spark, "--checkpoint-dir", env="FRAUD_DETECTOR_CHECKPOINT_DIR",
+         default="/tmp/fraud-detector/checkpoints", type=Path,
+         help="checkpoint root; queries resume from it after a restart")  # fmt: skip
+    flag(spark, "--trigger-interval", env="FRAUD_DETECTOR_TRIGGER_INTERVAL", default="0 seconds",
+         help="micro-batch interval ('0 seconds': as soon as the last one ends)")  # fmt: skip
+    flag(spark, "--shuffle-partitions", env="FRAUD_DETECTOR_SHUFFLE_PARTITIONS", default=4,
+         type=non_negative_int, help="partitions of the windowed state")  # fmt: skip
+    flag(spark, "--driver-memory", env="FRAUD_DETECTOR_DRIVER_MEMORY", default="2g",
+         help="spark.driver.memory")  # fmt: skip
+    switch(spark, "--ui", env="FRAUD_DETECTOR_UI", help="serve the Spark UI (port 4040)")
+
+    windows = parser.add_argument_group("windows")
+    flag(windows, "--window", env="FRAUD_WINDOW", default="60 seconds",
+         help="event-time tumbling window per user")  # fmt: skip
+    flag(windows, "--watermark", env="FRAUD_WATERMARK", default="30 seconds",
+         help="how late an event may be before it is dropped (and counted)")  # fmt: skip
+    add_scoring_args(parser)
+
+    ops = parser.add_argument_group("operations")
+    flag(ops, "--metrics-port", env="FRAUD_DETECTOR_METRICS_PORT", default=8002,
+         type=non_negative_int, help="Prometheus metrics port (0: none)")  # fmt: skip
+    flag(ops, "--log-level", env="FRAUD_LOG_LEVEL", default="INFO",
+         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = configure("detector", args.log_level)
+    scoring = config_from_args(args)
+    shutdown = Shutdown().install()
+    serve_metrics(args.metrics_port)
+
+    # Spark is imported late: --help and flag errors answer without starting a JVM.
+    from infra.components.spark import spark_session
+    from services.detector import pipeline
+    from services.detector.metrics import MetricsListener
+
+    spark = spark_session(
+        "fraud-detector",
+        master=args.master,
+        ui=args.ui,
+        conf={
+            "spark.sql.shuffle.partitions": str(args.shuffle_partitions),
+            "spark.driver.memory": args.driver_memory,
+            # Arrow batches between the JVM and the validator.
+            "spark.sql.execution.arrow.maxRecordsPerBatch": "20000",
+        },
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    spark.streams.addListener(MetricsListener())
+    window_cfg = pipeline.WindowConfig(window=args.window, watermark=args.watermark)
+
+    def source():
+        return pipeline.read_kafka(spark, args.bootstrap_servers, args.input_topic,
+                                   args.starting_offsets, args.max_offsets_per_trigger)  # fmt: skip
+
+    def kafka_sink(df, name: str, topic: str, mode: str):
+        return (
+            df.writeStream.format("kafka")
+            .queryName(name)
+            .outputMode(mode)
+            .option("kafka.bootstrap.servers", args.bootstrap_servers)
+            .option("kafka.compression.type", "lz4")
+            .option("kafka.linger.ms", "5")
+            .option("topic", topic)
+            .option("checkpointLocation", str(args.checkpoint_dir / name))
+            .trigger(processingTime=args.trigger_interval)
+            .start()
+        )
+
+    valid = pipeline.validated(source(), keep_raw=False, only_invalid=False,
+                               max_bytes=args.max_record_bytes)  # fmt: skip
+    alerts = pipeline.observe_alerts(
+        pipeline.scored_alerts(pipeline.window_aggregates(valid, window_cfg), scoring)
+    )
+    invalid = pipeline.observe_dlq(
+        pipeline.validated(
+            source(), keep_raw=True, only_invalid=True, max_bytes=args.max_record_bytes
+        )  # fmt: skip
+    )
+    queries = [
+        kafka_sink(pipeline.alert_messages(alerts), "alerts", args.alerts_topic, "update"),
+        kafka_sink(
+            pipeline.dlq_messages(invalid, args.input_topic), "dlq", args.dlq_topic, "append"
+        ),  # fmt: skip
+    ]
+    log.info(
+        "detector running",
+        extra={"master": args.master, "input_topic": args.input_topic,
+               "alerts_topic": args.alerts_topic, "checkpoint_dir": str(args.checkpoint_dir),
+               "rule_version": scoring.rule_version},
+    )  # fmt: skip
+
+    status = 0
+    while not shutdown.requested:
+        failed = [q for q in queries if not q.isActive]
+        if failed:
+            for query in failed:
+                log.error("query stopped", extra={"query": query.name,
+                                                  "error": str(query.exception())})  # fmt: skip
+            status = 1
+            break
+        shutdown.wait(1.0)
+    log.info("stopping", extra={"signal": shutdown.signal_name})
+    for query in queries:
+        query.stop()
+    spark.stop()
+    log.info("stopped")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

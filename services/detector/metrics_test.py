@@ -1,0 +1,53 @@
+"""Progress events become metrics; a repeated (idle) progress is not counted twice."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from services.detector.metrics import record_progress
+
+
+def _value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _progress(batch_id: int) -> dict:
+    return {
+        "name": "alerts",
+        "batchId": batch_id,
+        "numInputRows": 1000,
+        "processedRowsPerSecond": 2500.0,
+        "durationMs": {"triggerExecution": 400},
+        "eventTime": {"watermark": "2026-11-28T17:00:30.000Z"},
+        "stateOperators": [{"numRowsTotal": 42, "numRowsDroppedByWatermark": 3}],
+        "sources": [{"metrics": {"maxOffsetsBehindLatest": "17"}}],
+        "observedMetrics": {
+            "alerts": {"alerts": 5, "high_value": 2, "location_change": 3, "high_frequency": 1},
+            "dlq": {"not_json": 2, "bad_amount": 0},
+        },
+    }
+
+
+def test_progress_updates_every_metric_once_per_batch():
+    before = {
+        "batches": _value("fraud_detector_batches_total", query="alerts"),
+        "rows": _value("fraud_detector_input_rows_total", query="alerts"),
+        "late": _value("fraud_detector_late_events_dropped_total"),
+        "alerts": _value("fraud_detector_alerts_emitted_total"),
+        "dlq": _value("fraud_detector_dlq_messages_total", reason="not_json"),
+        "hv": _value("fraud_detector_alert_flags_total", flag="high_value"),
+    }
+    seen: dict[str, int] = {}
+    record_progress(_progress(7), seen)
+    record_progress(_progress(7), seen)  # the same batch reported again while idle
+    assert _value("fraud_detector_batches_total", query="alerts") == before["batches"] + 1
+    assert _value("fraud_detector_input_rows_total", query="alerts") == before["rows"] + 1000
+    assert _value("fraud_detector_late_events_dropped_total") == before["late"] + 3
+    assert _value("fraud_detector_alerts_emitted_total") == before["alerts"] + 5
+    assert _value("fraud_detector_dlq_messages_total", reason="not_json") == before["dlq"] + 2
+    assert _value("fraud_detector_alert_flags_total", flag="high_value") == before["hv"] + 2
+    assert _value("fraud_detector_consumer_lag", query="alerts") == 17
+    assert _value("fraud_detector_state_rows") == 42
+    assert _value("fraud_detector_processed_rows_per_second", query="alerts") == 2500.0
+    assert _value("fraud_detector_watermark_seconds") == 1795885230.0
+    assert _value("fraud_detector_batch_duration_seconds_count", query="alerts") >= 1

@@ -1,0 +1,161 @@
+"""The detector's streaming plan: Kafka `transactions` → validated rows → 60 s event-time
+windows per user → rule score (libs/scoring, as Spark columns) → alerts on `fraud_alerts`;
+bad records → `transactions.dlq` with a reason.
+
+Pure plan building (DataFrame in, DataFrame out) so tests can run each step on a batch
+DataFrame; detector.py wires the sources, sinks and checkpoints.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from libs.schemas.alert import ALERT_FIELDS
+from libs.schemas.fields import Reason
+from libs.schemas.spark import JSON_OPTIONS
+from libs.scoring.rules import ScoringConfig
+from libs.scoring.spark_columns import evaluation_columns
+from services.detector.validation import VALIDATED_DDL, validate_batches
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    window: str = "60 seconds"
+    watermark: str = "30 seconds"
+    # An alert lists at most this many contributing transaction ids (the first ones, in
+    # arrival order); txn_count always has the full count.
+    max_transaction_ids: int = 100
+
+
+def read_kafka(
+    spark: SparkSession,
+    bootstrap: str,
+    topic: str,
+    starting_offsets: str = "earliest",
+    max_offsets_per_trigger: int = 0,
+) -> DataFrame:
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", topic)
+        .option("startingOffsets", starting_offsets)
+        .option("includeHeaders", "false")  # ground truth headers are never read
+    )
+    if max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+    return reader.load()
+
+
+def validated(raw: DataFrame, *, keep_raw: bool, only_invalid: bool, max_bytes: int) -> DataFrame:
+    """Run libs/schemas' validator over Kafka rows (see validation.py)."""
+    fn = functools.partial(
+        validate_batches, keep_raw=keep_raw, only_invalid=only_invalid, max_bytes=max_bytes
+    )
+    return raw.select("key", "value", "partition", "offset").mapInArrow(fn, VALIDATED_DDL)
+
+
+def window_aggregates(valid: DataFrame, cfg: WindowConfig) -> DataFrame:
+    """Per (user_id, window): the aggregates of DESIGN.md plus what explains an alert."""
+    return (
+        valid.where(F.col("error_reason").isNull())
+        .withWatermark("event_time", cfg.watermark)
+        .groupBy(F.col("user_id"), F.window("event_time", cfg.window).alias("window"))
+        .agg(
+            F.count(F.lit(1)).cast("int").alias("txn_count"),
+            # count(DISTINCT) is not supported in streaming aggregations; a set is.
+            F.size(F.collect_set("country")).cast("int").alias("distinct_countries"),
+            F.max("amount").alias("max_amount"),
+            F.sum("amount").cast("decimal(25,2)").alias("total_amount"),
+            F.slice(F.collect_list("transaction_id"), 1, cfg.max_transaction_ids).alias(
+                "transaction_ids"
+            ),
+            F.max("event_time").alias("last_event_time"),
+        )
+    )
+
+
+def scored_alerts(aggregates: DataFrame, scoring: ScoringConfig) -> DataFrame:
+    """Aggregates → Alert rows (contract column names), only windows that are alerts."""
+    metrics: dict[str, Column] = {
+        "txn_count": F.col("txn_count"),
+        "distinct_countries": F.col("distinct_countries"),
+        "max_amount": F.col("max_amount"),
+    }
+    evaluation = evaluation_columns(scoring, metrics)
+    columns: dict[str, Column] = {
+        "user_id": F.col("user_id"),
+        "window_start": F.col("window.start"),
+        "window_end": F.col("window.end"),
+        "txn_count": F.col("txn_count"),
+        "distinct_countries": F.col("distinct_countries"),
+        "max_amount": F.col("max_amount"),
+        "total_amount": F.col("total_amount"),
+        **{name: col for name, col in evaluation.items() if name != "is_alert"},
+        "transaction_ids": F.col("transaction_ids"),
+        "rule_version": F.lit(scoring.rule_version),
+        "detected_at": F.current_timestamp(),
+        "last_event_time": F.col("last_event_time"),
+        # Aggregates only grow within a window, so the count orders an alert's versions.
+        "version": F.col("txn_count"),
+    }
+    missing = {f.name for f in ALERT_FIELDS} - set(columns)
+    if missing:
+        raise AssertionError(f"alert columns missing from the plan: {sorted(missing)}")
+    return aggregates.where(evaluation["is_alert"]).select(
+        *[columns[f.name].alias(f.name) for f in ALERT_FIELDS]
+    )
+
+
+def alert_messages(alerts: DataFrame) -> DataFrame:
+    """Kafka sink rows: key = user_id, value = Alert JSON (what parse_alert reads)."""
+    return alerts.select(
+        F.col("user_id").cast("binary").alias("key"),
+        F.to_json(F.struct(*[F.col(f.name) for f in ALERT_FIELDS]), JSON_OPTIONS)
+        .cast("binary")
+        .alias("value"),
+    )
+
+
+def dlq_messages(invalid: DataFrame, source_topic: str) -> DataFrame:
+    """Kafka sink rows for transactions.dlq: original key and bytes, reason in headers."""
+
+    def header(name: str, value: Column) -> Column:
+        return F.struct(F.lit(name).alias("key"), value.cast("binary").alias("value"))
+
+    return invalid.where(F.col("error_reason").isNotNull()).select(
+        F.col("key"),
+        F.col("value"),
+        F.array(
+            header("error", F.concat_ws(": ", "error_reason", "error_detail")),
+            header("error-reason", F.col("error_reason")),
+            header("source-topic", F.lit(source_topic)),
+            header("source-partition", F.col("partition").cast("string")),
+            header("source-offset", F.col("offset").cast("string")),
+        ).alias("headers"),
+    )
+
+
+def observe_dlq(invalid: DataFrame) -> DataFrame:
+    """Count bad records per reason in each micro-batch (read back by the metrics listener
+    as observed metrics named `dlq`, one column per reason)."""
+    counts = [
+        F.sum(F.when(F.col("error_reason") == reason.value, 1).otherwise(0)).alias(reason.value)
+        for reason in Reason
+    ]
+    return invalid.observe("dlq", *counts)
+
+
+def observe_alerts(alerts: DataFrame) -> DataFrame:
+    """Count emitted alert versions and new alerts (version seen for the first time is not
+    knowable here; `alerts` counts every emitted version) per micro-batch."""
+    return alerts.observe(
+        "alerts",
+        F.count(F.lit(1)).alias("alerts"),
+        F.sum(F.col("high_value").cast("int")).alias("high_value"),
+        F.sum(F.col("location_change").cast("int")).alias("location_change"),
+        F.sum(F.col("high_frequency").cast("int")).alias("high_frequency"),
+    )
