@@ -78,10 +78,18 @@ class KafkaBroker:
         if not (self.data_dir / "kraft" / "meta.properties").exists():
             fmt = ManagedProcess(
                 "kafka-storage format",
-                [*jvm, "kafka.tools.StorageTool", "format", "--config", str(config),
-                 "--cluster-id", _cluster_id(), "--ignore-formatted"],
+                [
+                    *jvm,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--config",
+                    str(config),
+                    "--cluster-id",
+                    _cluster_id(),
+                    "--ignore-formatted",
+                ],
                 logs / "format.log",
-            )  # fmt: skip
+            )
             fmt.start()
             assert fmt.popen is not None
             if fmt.popen.wait(timeout) != 0:

@@ -47,15 +47,21 @@ def produce(
     for key, value, headers in records:
         while True:
             try:
-                producer.produce(topic, key=key, value=value,
-                                 headers=list((headers or {}).items()), on_delivery=on_delivery)  # fmt: skip
+                producer.produce(
+                    topic,
+                    key=key,
+                    value=value,
+                    headers=list((headers or {}).items()),
+                    on_delivery=on_delivery,
+                )
                 break
             except BufferError:
                 producer.poll(0.1)
     remaining = producer.flush(timeout)
     if errors or remaining:
-        raise KafkaException(f"produce to {topic}: {len(errors)} errors {errors[:3]}, "
-                             f"{remaining} undelivered")  # fmt: skip
+        raise KafkaException(
+            f"produce to {topic}: {len(errors)} errors {errors[:3]}, {remaining} undelivered"
+        )
     return delivered
 
 
@@ -92,7 +98,7 @@ class TopicReader:
                         msg.partition(),
                         msg.offset(),
                         msg.timestamp()[1],
-                    )  # fmt: skip
+                    )
                 )
                 new += 1
         return new

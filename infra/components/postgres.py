@@ -65,18 +65,38 @@ class PostgresServer:
                         )
                 os.chown(self.data_dir, *owner)
             self._run(
-                [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", self.user,
-                 "--auth=trust", "--encoding=UTF8", "--no-sync"],
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    self.user,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ],
                 owner,
-            )  # fmt: skip
+            )
         self.process = ManagedProcess(
             "PostgreSQL",
-            [str(bin_dir / "postgres"), "-D", str(pgdata), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={pgdata}",
-             "-c", "fsync=on", "-c", "max_connections=50"],
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(pgdata),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={pgdata}",
+                "-c",
+                "fsync=on",
+                "-c",
+                "max_connections=50",
+            ],
             self.data_dir / "postgres.log",
             preexec_fn=_demote(owner),
-        )  # fmt: skip
+        )
         self.process.start()
         ready = self.process.wait_until(self._accepts_connections, timeout, "accepting connections")
         self._create_database()

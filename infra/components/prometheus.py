@@ -53,12 +53,16 @@ class PrometheusServer:
         config.write_text(self.config_text)
         self.process = ManagedProcess(
             "Prometheus",
-            [str(locate.prometheus_binary()), f"--config.file={config}",
-             f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
-             f"--storage.tsdb.retention.time={self.retention}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
+            [
+                str(locate.prometheus_binary()),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
+                f"--storage.tsdb.retention.time={self.retention}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-lifecycle",
+            ],
             self.data_dir / "prometheus.log",
-        )  # fmt: skip
+        )
         self.process.start()
         return self.process.wait_until(self._ready, timeout, "ready")
 

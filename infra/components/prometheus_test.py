@@ -14,8 +14,9 @@ from infra.components.prometheus import PrometheusServer, scrape_config
 @pytest.fixture(scope="module")
 def exporter():
     registry = CollectorRegistry()
-    counter = Counter("fraud_test_events", "Events seen by the test exporter", ["kind"],
-                      registry=registry)  # fmt: skip
+    counter = Counter(
+        "fraud_test_events", "Events seen by the test exporter", ["kind"], registry=registry
+    )
     port = free_port()
     server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     yield port, counter

@@ -26,49 +26,133 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     kafka = parser.add_argument_group("kafka")
-    flag(kafka, "--bootstrap-servers", env="KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092",
-         help="Kafka bootstrap servers")  # fmt: skip
-    flag(kafka, "--input-topic", env="FRAUD_TRANSACTIONS_TOPIC", default="transactions",
-         help="topic of transactions")  # fmt: skip
-    flag(kafka, "--alerts-topic", env="FRAUD_ALERTS_TOPIC", default="fraud_alerts",
-         help="topic alerts are published to")  # fmt: skip
-    flag(kafka, "--dlq-topic", env="FRAUD_DLQ_TOPIC", default="transactions.dlq",
-         help="topic bad transactions are sent to")  # fmt: skip
-    flag(kafka, "--starting-offsets", env="FRAUD_DETECTOR_STARTING_OFFSETS", default="earliest",
-         choices=["earliest", "latest"],
-         help="where a query with no checkpoint starts reading")  # fmt: skip
-    flag(kafka, "--max-offsets-per-trigger", env="FRAUD_DETECTOR_MAX_OFFSETS_PER_TRIGGER",
-         default=0, type=non_negative_int,
-         help="cap on records per micro-batch (0: no cap)")  # fmt: skip
-    flag(kafka, "--max-record-bytes", env="FRAUD_MAX_RECORD_BYTES", default=DEFAULT_MAX_BYTES,
-         type=non_negative_int, help="larger transactions go to the DLQ as too_large")  # fmt: skip
+    flag(
+        kafka,
+        "--bootstrap-servers",
+        env="KAFKA_BOOTSTRAP_SERVERS",
+        default="localhost:9092",
+        help="Kafka bootstrap servers",
+    )
+    flag(
+        kafka,
+        "--input-topic",
+        env="FRAUD_TRANSACTIONS_TOPIC",
+        default="transactions",
+        help="topic of transactions",
+    )
+    flag(
+        kafka,
+        "--alerts-topic",
+        env="FRAUD_ALERTS_TOPIC",
+        default="fraud_alerts",
+        help="topic alerts are published to",
+    )
+    flag(
+        kafka,
+        "--dlq-topic",
+        env="FRAUD_DLQ_TOPIC",
+        default="transactions.dlq",
+        help="topic bad transactions are sent to",
+    )
+    flag(
+        kafka,
+        "--starting-offsets",
+        env="FRAUD_DETECTOR_STARTING_OFFSETS",
+        default="earliest",
+        choices=["earliest", "latest"],
+        help="where a query with no checkpoint starts reading",
+    )
+    flag(
+        kafka,
+        "--max-offsets-per-trigger",
+        env="FRAUD_DETECTOR_MAX_OFFSETS_PER_TRIGGER",
+        default=0,
+        type=non_negative_int,
+        help="cap on records per micro-batch (0: no cap)",
+    )
+    flag(
+        kafka,
+        "--max-record-bytes",
+        env="FRAUD_MAX_RECORD_BYTES",
+        default=DEFAULT_MAX_BYTES,
+        type=non_negative_int,
+        help="larger transactions go to the DLQ as too_large",
+    )
 
     spark = parser.add_argument_group("spark")
-    flag(spark, "--master", env="SPARK_MASTER", default="local[*]",
-         help="Spark master URL (local[*], spark://host:7077, ...)")  # fmt: skip
-    flag(spark, "--checkpoint-dir", env="FRAUD_DETECTOR_CHECKPOINT_DIR",
-         default="/tmp/fraud-detector/checkpoints", type=Path,
-         help="checkpoint root; queries resume from it after a restart")  # fmt: skip
-    flag(spark, "--trigger-interval", env="FRAUD_DETECTOR_TRIGGER_INTERVAL", default="0 seconds",
-         help="micro-batch interval ('0 seconds': as soon as the last one ends)")  # fmt: skip
-    flag(spark, "--shuffle-partitions", env="FRAUD_DETECTOR_SHUFFLE_PARTITIONS", default=4,
-         type=non_negative_int, help="partitions of the windowed state")  # fmt: skip
-    flag(spark, "--driver-memory", env="FRAUD_DETECTOR_DRIVER_MEMORY", default="2g",
-         help="spark.driver.memory")  # fmt: skip
+    flag(
+        spark,
+        "--master",
+        env="SPARK_MASTER",
+        default="local[*]",
+        help="Spark master URL (local[*], spark://host:7077, ...)",
+    )
+    flag(
+        spark,
+        "--checkpoint-dir",
+        env="FRAUD_DETECTOR_CHECKPOINT_DIR",
+        default="/tmp/fraud-detector/checkpoints",
+        type=Path,
+        help="checkpoint root; queries resume from it after a restart",
+    )
+    flag(
+        spark,
+        "--trigger-interval",
+        env="FRAUD_DETECTOR_TRIGGER_INTERVAL",
+        default="0 seconds",
+        help="micro-batch interval ('0 seconds': as soon as the last one ends)",
+    )
+    flag(
+        spark,
+        "--shuffle-partitions",
+        env="FRAUD_DETECTOR_SHUFFLE_PARTITIONS",
+        default=4,
+        type=non_negative_int,
+        help="partitions of the windowed state",
+    )
+    flag(
+        spark,
+        "--driver-memory",
+        env="FRAUD_DETECTOR_DRIVER_MEMORY",
+        default="2g",
+        help="spark.driver.memory",
+    )
     switch(spark, "--ui", env="FRAUD_DETECTOR_UI", help="serve the Spark UI (port 4040)")
 
     windows = parser.add_argument_group("windows")
-    flag(windows, "--window", env="FRAUD_WINDOW", default="60 seconds",
-         help="event-time tumbling window per user")  # fmt: skip
-    flag(windows, "--watermark", env="FRAUD_WATERMARK", default="30 seconds",
-         help="how late an event may be before it is dropped (and counted)")  # fmt: skip
+    flag(
+        windows,
+        "--window",
+        env="FRAUD_WINDOW",
+        default="60 seconds",
+        help="event-time tumbling window per user",
+    )
+    flag(
+        windows,
+        "--watermark",
+        env="FRAUD_WATERMARK",
+        default="30 seconds",
+        help="how late an event may be before it is dropped (and counted)",
+    )
     add_scoring_args(parser)
 
     ops = parser.add_argument_group("operations")
-    flag(ops, "--metrics-port", env="FRAUD_DETECTOR_METRICS_PORT", default=8002,
-         type=non_negative_int, help="Prometheus metrics port (0: none)")  # fmt: skip
-    flag(ops, "--log-level", env="FRAUD_LOG_LEVEL", default="INFO",
-         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")  # fmt: skip
+    flag(
+        ops,
+        "--metrics-port",
+        env="FRAUD_DETECTOR_METRICS_PORT",
+        default=8002,
+        type=non_negative_int,
+        help="Prometheus metrics port (0: none)",
+    )
+    flag(
+        ops,
+        "--log-level",
+        env="FRAUD_LOG_LEVEL",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level",
+    )
     return parser.parse_args(argv)
 
 
@@ -100,8 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     window_cfg = pipeline.WindowConfig(window=args.window, watermark=args.watermark)
 
     def source():
-        return pipeline.read_kafka(spark, args.bootstrap_servers, args.input_topic,
-                                   args.starting_offsets, args.max_offsets_per_trigger)  # fmt: skip
+        return pipeline.read_kafka(
+            spark,
+            args.bootstrap_servers,
+            args.input_topic,
+            args.starting_offsets,
+            args.max_offsets_per_trigger,
+        )
 
     def kafka_sink(df, name: str, topic: str, mode: str):
         return (
@@ -117,36 +206,42 @@ def main(argv: list[str] | None = None) -> int:
             .start()
         )
 
-    valid = pipeline.validated(source(), keep_raw=False, only_invalid=False,
-                               max_bytes=args.max_record_bytes)  # fmt: skip
+    valid = pipeline.validated(
+        source(), keep_raw=False, only_invalid=False, max_bytes=args.max_record_bytes
+    )
     alerts = pipeline.observe_alerts(
         pipeline.scored_alerts(pipeline.window_aggregates(valid, window_cfg), scoring)
     )
     invalid = pipeline.observe_dlq(
         pipeline.validated(
             source(), keep_raw=True, only_invalid=True, max_bytes=args.max_record_bytes
-        )  # fmt: skip
+        )
     )
     queries = [
         kafka_sink(pipeline.alert_messages(alerts), "alerts", args.alerts_topic, "update"),
         kafka_sink(
             pipeline.dlq_messages(invalid, args.input_topic), "dlq", args.dlq_topic, "append"
-        ),  # fmt: skip
+        ),
     ]
     log.info(
         "detector running",
-        extra={"master": args.master, "input_topic": args.input_topic,
-               "alerts_topic": args.alerts_topic, "checkpoint_dir": str(args.checkpoint_dir),
-               "rule_version": scoring.rule_version},
-    )  # fmt: skip
+        extra={
+            "master": args.master,
+            "input_topic": args.input_topic,
+            "alerts_topic": args.alerts_topic,
+            "checkpoint_dir": str(args.checkpoint_dir),
+            "rule_version": scoring.rule_version,
+        },
+    )
 
     status = 0
     while not shutdown.requested:
         failed = [q for q in queries if not q.isActive]
         if failed:
             for query in failed:
-                log.error("query stopped", extra={"query": query.name,
-                                                  "error": str(query.exception())})  # fmt: skip
+                log.error(
+                    "query stopped", extra={"query": query.name, "error": str(query.exception())}
+                )
             status = 1
             break
         shutdown.wait(1.0)

@@ -68,35 +68,47 @@ def test_alerts_dlq_metrics_shutdown_and_restart(broker, tmp_path):
     alerts = TopicReader(broker.bootstrap, "fraud_alerts")
     dlq = TopicReader(broker.bootstrap, "transactions.dlq")
     try:
-        alerts.wait_for(lambda rs: {parse_alert(r.value).user_id for r in rs} >= {"big", "hop"},
-                        timeout=180, what="alerts for big and hop")  # fmt: skip
+        alerts.wait_for(
+            lambda rs: {parse_alert(r.value).user_id for r in rs} >= {"big", "hop"},
+            timeout=180,
+            what="alerts for big and hop",
+        )
         dlq.wait_for(lambda rs: len(rs) >= 2, timeout=60, what="two DLQ records")
         by_user = {parse_alert(r.value).user_id: parse_alert(r.value) for r in alerts.records}
         assert set(by_user) == {"big", "hop"}
         assert by_user["big"].high_value and by_user["big"].fraud_score == 2
         assert by_user["hop"].location_change and by_user["hop"].distinct_countries == 2
-        assert sorted(r.headers["error-reason"] for r in dlq.records) == [b"missing_field",
-                                                                         b"not_json"]  # fmt: skip
+        assert sorted(r.headers["error-reason"] for r in dlq.records) == [
+            b"missing_field",
+            b"not_json",
+        ]
         assert {r.value for r in dlq.records} == {b"{not json", b'{"user_id": "y"}'}
 
         def metrics_show_work() -> bool:
             samples = scrape(f"http://127.0.0.1:{port}/metrics")
-            return (total(samples, "fraud_detector_batches_total") > 0
-                    and total(samples, "fraud_detector_dlq_messages_total") == 2
-                    and total(samples, "fraud_detector_alerts_emitted_total") >= 2)  # fmt: skip
+            return (
+                total(samples, "fraud_detector_batches_total") > 0
+                and total(samples, "fraud_detector_dlq_messages_total") == 2
+                and total(samples, "fraud_detector_alerts_emitted_total") >= 2
+            )
 
         detector.wait_until(metrics_show_work, timeout=60, what="metrics showing the work")
         detector.terminate()
         assert detector.popen.wait(60) == 0
 
         # Restart from the checkpoint: new input is processed, old input is not re-read.
-        produce(broker.bootstrap, "transactions",
-                [(b"late-big", _txn("late-big", t0 + timedelta(seconds=20), "5000.00", "FR"),
-                  None)])  # fmt: skip
+        produce(
+            broker.bootstrap,
+            "transactions",
+            [(b"late-big", _txn("late-big", t0 + timedelta(seconds=20), "5000.00", "FR"), None)],
+        )
         seen = len(alerts.records)
         detector = _detector(broker, tmp_path, free_port())
-        alerts.wait_for(lambda rs: any(parse_alert(r.value).user_id == "late-big" for r in rs),
-                        timeout=180, what="alert after restart")  # fmt: skip
+        alerts.wait_for(
+            lambda rs: any(parse_alert(r.value).user_id == "late-big" for r in rs),
+            timeout=180,
+            what="alert after restart",
+        )
         alerts.poll(3)
         after = [parse_alert(r.value).user_id for r in alerts.records[seen:]]
         assert after == ["late-big"]

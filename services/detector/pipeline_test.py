@@ -84,8 +84,10 @@ def test_alerts_match_plain_python_reference(spark):
     config = ScoringConfig()
     valid = pipeline.validated(
         _kafka_frame(spark, [transaction_to_json(t) for t in TRANSACTIONS] + [b"junk"]),
-        keep_raw=False, only_invalid=False, max_bytes=65536,
-    )  # fmt: skip
+        keep_raw=False,
+        only_invalid=False,
+        max_bytes=65536,
+    )
     alerts = pipeline.scored_alerts(
         pipeline.window_aggregates(valid, pipeline.WindowConfig()), config
     )
@@ -101,9 +103,10 @@ def test_alerts_match_plain_python_reference(spark):
     for key, (aggregates, evaluation) in expected.items():
         alert = got[key]
         assert alert.window_end - alert.window_start == timedelta(seconds=60)
-        assert (alert.txn_count, alert.distinct_countries, alert.max_amount, alert.total_amount) == (
-            aggregates.txn_count, aggregates.distinct_countries, aggregates.max_amount,
-            aggregates.total_amount)  # fmt: skip
+        got_aggregates = WindowAggregates(
+            alert.txn_count, alert.distinct_countries, alert.max_amount, alert.total_amount
+        )
+        assert got_aggregates == aggregates
         assert alert.fraud_score == evaluation.score
         assert list(alert.reasons) == list(evaluation.reasons)
         assert alert.version == alert.txn_count
@@ -118,8 +121,10 @@ def test_alerts_match_plain_python_reference(spark):
 def test_dlq_messages_carry_reason_and_source(spark):
     invalid = pipeline.validated(
         _kafka_frame(spark, [transaction_to_json(TRANSACTIONS[0]), b"{oops", b'{"amount": 1}']),
-        keep_raw=True, only_invalid=True, max_bytes=65536,
-    )  # fmt: skip
+        keep_raw=True,
+        only_invalid=True,
+        max_bytes=65536,
+    )
     rows = pipeline.dlq_messages(invalid, "transactions").collect()
     assert [bytes(r.value) for r in rows] == [b"{oops", b'{"amount": 1}']
     headers = [{h.key: bytes(h.value).decode() for h in r.headers} for r in rows]
@@ -127,4 +132,6 @@ def test_dlq_messages_carry_reason_and_source(spark):
     assert headers[1]["error-reason"] == "missing_field"
     assert headers[1]["error"].startswith("missing_field: ")
     assert [(h["source-topic"], h["source-partition"], h["source-offset"]) for h in headers] == [
-        ("transactions", "0", "1"), ("transactions", "0", "2")]  # fmt: skip
+        ("transactions", "0", "1"),
+        ("transactions", "0", "2"),
+    ]

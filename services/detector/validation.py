@@ -68,8 +68,15 @@ def validate_batches(
             else:
                 if only_invalid:
                     continue
-                row = (None, None, txn.transaction_id, txn.user_id, txn.amount, txn.country,
-                       txn.event_time)  # fmt: skip
+                row = (
+                    None,
+                    None,
+                    txn.transaction_id,
+                    txn.user_id,
+                    txn.amount,
+                    txn.country,
+                    txn.event_time,
+                )
             out["key"].append(key if keep_raw else None)
             out["value"].append(value if keep_raw else None)
             out["partition"].append(partition)

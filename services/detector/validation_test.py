@@ -58,7 +58,11 @@ def test_every_row_matches_parse_transaction():
         if reason is None:
             txn = detail_or_txn
             assert (row["transaction_id"], row["user_id"], row["amount"], row["country"]) == (
-                txn.transaction_id, txn.user_id, txn.amount, txn.country)  # fmt: skip
+                txn.transaction_id,
+                txn.user_id,
+                txn.amount,
+                txn.country,
+            )
             assert row["event_time"] == txn.event_time
         else:
             assert row["error_detail"] == detail_or_txn
@@ -69,9 +73,17 @@ def test_reasons_cover_the_bad_inputs():
     (out,) = list(validate_batches(iter([_batch(PAYLOADS)])))
     reasons = [r["error_reason"] for r in out.to_pylist()]
     assert reasons[:2] == [None, None]
-    assert set(reasons[2:]) >= {"not_json", "not_object", "missing_field", "bad_type",
-                                "bad_amount", "bad_timestamp", "not_utf8", "empty",
-                                "too_large"}  # fmt: skip
+    assert set(reasons[2:]) >= {
+        "not_json",
+        "not_object",
+        "missing_field",
+        "bad_type",
+        "bad_amount",
+        "bad_timestamp",
+        "not_utf8",
+        "empty",
+        "too_large",
+    }
 
 
 @pytest.mark.parametrize("keep_raw", [True, False])

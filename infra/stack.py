@@ -1,0 +1,181 @@
+"""The whole pipeline on one machine, without containers: Kafka, PostgreSQL, Prometheus and
+the services (detector, alert sink, quality monitor, producer) as child processes.
+
+Why one module: the local stack (`//infra:local`), the end-to-end tests and the benchmark
+must start the same thing the same way; they differ only in ports, rates and what they
+check. Services are the real py_binaries from the runfiles tree, configured through their
+documented environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.components import locate
+from infra.components.kafka import KafkaBroker
+from infra.components.postgres import PostgresServer
+from infra.components.process import ComponentError, ManagedProcess, free_port, port_open
+from infra.components.prometheus import PrometheusServer, scrape_config
+
+TOPICS = {"transactions": 3, "fraud_alerts": 3, "transactions.dlq": 1, "fraud_alerts.dlq": 1}
+SERVICES = {
+    "producer": "services/producer/producer",
+    "detector": "services/detector/detector",
+    "alert_sink": "services/alert_sink/alert_sink",
+    "quality": "services/quality/quality",
+}
+
+
+@dataclass
+class Ports:
+    """DESIGN.md's defaults; `Ports.free()` picks unused ones (tests, benchmarks)."""
+
+    kafka: int = 9092
+    postgres: int = 5432
+    prometheus: int = 9090
+    producer: int = 8000
+    sink: int = 8001
+    detector: int = 8002
+    quality: int = 8003
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(7)))
+
+
+@dataclass
+class Stack:
+    base_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    partitions: int = 3
+    scrape_interval: str = "2s"
+    detector_env: dict[str, str] = field(default_factory=dict)
+    sink_env: dict[str, str] = field(default_factory=dict)
+    kafka: KafkaBroker | None = None
+    postgres: PostgresServer | None = None
+    prometheus: PrometheusServer | None = None
+    services: dict[str, ManagedProcess] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports.kafka}"
+
+    @property
+    def dsn(self) -> str:
+        assert self.postgres is not None
+        return self.postgres.dsn
+
+    def metrics_url(self, service: str) -> str:
+        port = {
+            "producer": self.ports.producer,
+            "alert_sink": self.ports.sink,
+            "detector": self.ports.detector,
+            "quality": self.ports.quality,
+        }[service]
+        return f"http://127.0.0.1:{port}/metrics"
+
+    # --- infrastructure -------------------------------------------------------------
+
+    def start_infrastructure(self, prometheus: bool = True) -> dict[str, float]:
+        """Kafka (topics created), PostgreSQL, Prometheus; returns start-up seconds each."""
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.base_dir, 0o755)  # PostgreSQL may run as `nobody` beneath it
+        took = {}
+        self.kafka = KafkaBroker(data_dir=self.base_dir / "kafka", port=self.ports.kafka)
+        took["kafka"] = self.kafka.start()
+        self.kafka.create_topics({t: (self.partitions if n > 1 else 1) for t, n in TOPICS.items()})
+        self.postgres = PostgresServer(
+            data_dir=self.base_dir / "postgres", port=self.ports.postgres
+        )
+        took["postgres"] = self.postgres.start()
+        if prometheus:
+            jobs = {
+                "producer": [f"127.0.0.1:{self.ports.producer}"],
+                "detector": [f"127.0.0.1:{self.ports.detector}"],
+                "alert_sink": [f"127.0.0.1:{self.ports.sink}"],
+                "quality": [f"127.0.0.1:{self.ports.quality}"],
+            }
+            self.prometheus = PrometheusServer(
+                data_dir=self.base_dir / "prometheus",
+                config_text=scrape_config(jobs, interval=self.scrape_interval),
+                port=self.ports.prometheus,
+            )
+            took["prometheus"] = self.prometheus.start()
+        return took
+
+    # --- services ---------------------------------------------------------------------
+
+    def _service_env(self, extra: Mapping[str, str]) -> dict[str, str]:
+        env = dict(os.environ)
+        env |= {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "FRAUD_POSTGRES_DSN": self.dsn,
+            "FRAUD_PRODUCER_METRICS_PORT": str(self.ports.producer),
+            "FRAUD_SINK_METRICS_PORT": str(self.ports.sink),
+            "FRAUD_DETECTOR_METRICS_PORT": str(self.ports.detector),
+            "FRAUD_QUALITY_METRICS_PORT": str(self.ports.quality),
+            "FRAUD_DETECTOR_CHECKPOINT_DIR": str(self.base_dir / "detector-checkpoints"),
+        }
+        env |= extra
+        return env
+
+    def start_service(
+        self, name: str, args: list[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> ManagedProcess:
+        """Start one service binary (a restart reuses its checkpoint/offsets)."""
+        binary = locate.runfiles_root() / "_main" / SERVICES[name]
+        if not binary.exists():
+            raise ComponentError(f"{name}: binary {binary} is not in the runfiles (data dep?)")
+        defaults = {"detector": self.detector_env, "alert_sink": self.sink_env}.get(name, {})
+        proc = ManagedProcess(
+            name,
+            [str(binary), *(args or [])],
+            self.base_dir / "logs" / f"{name}.log",
+            env=self._service_env({**defaults, **(env or {})}),
+        )
+        proc.start()
+        self.services[name] = proc
+        return proc
+
+    def wait_metrics(self, name: str, timeout: float = 120.0) -> float:
+        """Wait until a service serves /metrics (the detector: its JVM is up)."""
+        port = int(self.metrics_url(name).split(":")[2].split("/")[0])
+        return self.services[name].wait_until(lambda: port_open(port), timeout, "serving metrics")
+
+    def stop_service(self, name: str, timeout: float = 60.0) -> int | None:
+        proc = self.services.get(name)
+        if proc is None:
+            return None
+        proc.stop(timeout)
+        return proc.popen.returncode if proc.popen else None
+
+    def stop(self) -> None:
+        """Stop everything, services first (producer → detector → sink → quality)."""
+        for name in ("producer", "detector", "alert_sink", "quality"):
+            self.stop_service(name)
+        for component in (self.prometheus, self.postgres, self.kafka):
+            if component is not None:
+                component.stop()
+
+    def wipe(self) -> None:
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def wait(condition, timeout: float, what: str, interval: float = 0.5):
+    """Poll `condition()` until truthy; returns its value or raises TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+        except Exception:
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not reached within {timeout:.0f} s")
+        time.sleep(interval)
