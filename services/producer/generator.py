@@ -25,6 +25,12 @@ Model
   but mostly <= 3000), `rapid_fire` (5-8 small purchases seconds apart). A burst reserves
   future slots and is kept inside one tumbling window of `window_seconds`, so a labelled
   pattern is always visible to window rules; measured recall then reflects the detector.
+  Near the end of a `count`-limited stream, a burst that no longer fits becomes a
+  single-transaction pattern, so no labelled burst is ever cut short.
+- Amounts are in the user's home (card) currency, also abroad.
+
+Use: `for item in generate(GeneratorConfig(start_time=t, rate=r, seed=s, count=n))`; the
+same (seed, start_time, rate, count, and other fields) always gives the same items.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from statistics import NormalDist
+from typing import Any
 
 from faker import Faker
 
@@ -214,9 +221,9 @@ def _mix64(x: int) -> int:
 
 
 def _user_prefix(seed: int) -> str:
-    # A seed-specific prefix: runs with different seeds never share a user (and so never
-    # mix two home countries into one user's window).
-    return f"u{_mix64(seed & _M64) & 0xFFFF:04x}-"
+    # A seed-specific prefix: runs with different seeds (almost surely) share no user, so
+    # two overlapping runs never mix two home countries into one user's window.
+    return f"u{_mix64(seed & _M64) & 0xFFFFFF:06x}-"
 
 
 def _weighted_table(items: tuple[tuple[str, str, int], ...], size: int) -> tuple[int, ...]:
@@ -257,7 +264,7 @@ class _Simulation:
         self.user_prefix = _user_prefix(config.seed)
         self._build_pools(config.seed)
         self._build_tiers(config.user_count)
-        self.trips: dict[int, list] = {}  # user index -> [country, purchases left]
+        self.trips: dict[int, list[Any]] = {}  # user index -> [country, purchases left]
         self.reserved: dict[int, GeneratedTransaction] = {}  # slot -> burst member
         self.incidents = 0
         self._last_ms = -1
@@ -432,15 +439,21 @@ class _Simulation:
         home, currency = self.home_lookup[h & 1023]
         pattern = self.config.patterns[int(rng.random() * len(self.config.patterns))]
         members = self._members(pattern, home)
-        slots = self._place(slot, [offset for offset, *_ in members])
+        offsets = [offset for offset, *_ in members]
+        slots = self._place(slot, offsets)
         if slots is None and self.window_ms:
+            # Too late in this window: start at a random time in the next one where the
+            # whole burst still fits (not at its first slot, which would pile bursts up
+            # at every window boundary).
             next_window = (
                 (self.start_ms + self._offset_ms(slot)) // self.window_ms + 1
             ) * self.window_ms - self.start_ms
-            first = self._slot_at(next_window)
+            margin = int(len(offsets) * self.interval_ms) + 100  # slot rounding, collisions
+            slack = max(0, self.window_ms - offsets[-1] - margin)
+            first = self._slot_at(next_window + rng.randint(0, slack))
             while first in self.reserved:
                 first += 1
-            slots = self._place(first, [offset for offset, *_ in members])
+            slots = self._place(first, offsets)
         if slots is None:
             singles = [p for p in (HIGH_AMOUNT, RISKY_MERCHANT) if p in self.config.patterns]
             if not singles:
