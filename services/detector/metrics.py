@@ -28,7 +28,9 @@ BATCH_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
 )
 LATE_DROPPED = Counter(
-    "fraud_detector_late_events_dropped_total", "Events dropped for arriving behind the watermark"
+    "fraud_detector_late_events_dropped_total",
+    "Late events dropped behind the watermark (Spark counts after partial aggregation: late "
+    "events of one user and window in one micro-batch partition count once)",
 )
 ALERTS = Counter("fraud_detector_alerts_emitted_total", "Alert versions published")
 ALERT_FLAGS = Counter(

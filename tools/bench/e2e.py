@@ -1,0 +1,267 @@
+"""End-to-end benchmark: drives the local stack at a fixed rate and says which stage limits.
+
+    tools/bazel run //tools/bench:e2e -- --rate 5000 --duration 60
+
+Prints, every --interval seconds, what each stage did (producer tx/s, detector rows/s and
+lag, sink rows/s and lag), then sustained throughput, end-to-end latency p50/p95/p99
+(newest contributing event → database commit) and the verdict: the first stage that did
+not keep up. Figures come from the services' own Prometheus metrics and Kafka offsets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from infra.components.kafka_io import end_offsets
+from infra.components.metrics_scrape import histogram_quantile, scrape, total
+from infra.stack import Ports, Stack, wait
+from libs.cli.flags import flag, non_negative_int, positive_float, switch
+
+
+@dataclass
+class Sample:
+    t: float
+    produced: float
+    detector_rows: float
+    detector_lag: float
+    alerts_stored: float
+    sink_lag: float
+    batch_p50: float | None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench-e2e", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    flag(
+        parser,
+        "--rate",
+        env="FRAUD_BENCH_RATE",
+        default=5000.0,
+        type=positive_float,
+        help="target transactions per second",
+    )
+    flag(
+        parser,
+        "--duration",
+        env="FRAUD_BENCH_DURATION",
+        default=60.0,
+        type=positive_float,
+        help="seconds of traffic",
+    )
+    flag(
+        parser,
+        "--warmup",
+        env="FRAUD_BENCH_WARMUP",
+        default=15.0,
+        type=float,
+        help="seconds at the start left out of the sustained figures",
+    )
+    flag(
+        parser,
+        "--interval",
+        env="FRAUD_BENCH_INTERVAL",
+        default=5.0,
+        type=positive_float,
+        help="seconds between samples",
+    )
+    flag(
+        parser,
+        "--drain-timeout",
+        env="FRAUD_BENCH_DRAIN_TIMEOUT",
+        default=180.0,
+        type=positive_float,
+        help="after the traffic, how long to wait for the backlog",
+    )
+    flag(
+        parser,
+        "--partitions",
+        env="FRAUD_BENCH_PARTITIONS",
+        default=3,
+        type=non_negative_int,
+        help="partitions of the topics",
+    )
+    flag(parser, "--spark-master", env="SPARK_MASTER", default="local[2]", help="detector master")
+    flag(
+        parser,
+        "--shuffle-partitions",
+        env="FRAUD_DETECTOR_SHUFFLE_PARTITIONS",
+        default=4,
+        type=non_negative_int,
+        help="detector state partitions",
+    )
+    flag(
+        parser,
+        "--max-offsets-per-trigger",
+        env="FRAUD_DETECTOR_MAX_OFFSETS_PER_TRIGGER",
+        default=0,
+        type=non_negative_int,
+        help="detector micro-batch cap (0: none)",
+    )
+    switch(parser, "--quality", env="FRAUD_BENCH_QUALITY", help="also run the quality monitor")
+    flag(parser, "--json", env="FRAUD_BENCH_JSON", default="", help="write the results here")
+    return parser.parse_args(argv)
+
+
+def sample(stack: Stack, t: float) -> Sample:
+    d = scrape(stack.metrics_url("detector"))
+    s = scrape(stack.metrics_url("alert_sink"))
+    p = scrape(stack.metrics_url("producer"))
+    return Sample(
+        t=t,
+        produced=total(p, "fraud_producer_messages_total"),
+        detector_rows=total(d, "fraud_detector_input_rows_total", query="alerts"),
+        detector_lag=total(d, "fraud_detector_consumer_lag", query="alerts"),
+        alerts_stored=total(s, "fraud_sink_alerts_stored_total")
+        + total(s, "fraud_sink_alerts_ignored_total"),
+        sink_lag=total(s, "fraud_sink_consumer_lag"),
+        batch_p50=histogram_quantile(
+            d, "fraud_detector_batch_duration_seconds", 0.5, query="alerts"
+        ),
+    )
+
+
+def rate(a: Sample, b: Sample, field: str) -> float:
+    return (getattr(b, field) - getattr(a, field)) / (b.t - a.t) if b.t > a.t else 0.0
+
+
+def verdict(args, samples: list[Sample], drained_s: float | None) -> str:
+    steady = [x for x in samples if x.t >= args.warmup] or samples
+    first, last = steady[0], steady[-1]
+    produced = rate(first, last, "produced")
+    if produced < 0.95 * args.rate:
+        return (
+            f"producer-limited: it sent {produced:,.0f} tx/s of the {args.rate:,.0f} asked "
+            "(generation or Kafka produce is the bottleneck)"
+        )
+    detector = rate(first, last, "detector_rows")
+    lag_growth = last.detector_lag - first.detector_lag
+    if detector < 0.95 * produced or lag_growth > args.rate * args.interval:
+        return (
+            f"detector-limited: {detector:,.0f} rows/s for {produced:,.0f} tx/s in, "
+            f"lag {first.detector_lag:,.0f} → {last.detector_lag:,.0f}"
+        )
+    if last.sink_lag > max(1000.0, 2 * first.sink_lag):
+        return f"sink-limited: its lag grew {first.sink_lag:,.0f} → {last.sink_lag:,.0f}"
+    if drained_s is None:
+        return "did not drain within the timeout: some stage fell behind"
+    return f"keeps up: every stage sustained {produced:,.0f} tx/s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
+    stack = Stack(
+        base_dir=base,
+        ports=Ports.free(),
+        partitions=args.partitions,
+        detector_env={
+            "SPARK_MASTER": args.spark_master,
+            "FRAUD_DETECTOR_SHUFFLE_PARTITIONS": str(args.shuffle_partitions),
+            "FRAUD_DETECTOR_MAX_OFFSETS_PER_TRIGGER": str(args.max_offsets_per_trigger),
+            "FRAUD_LOG_LEVEL": "WARNING",
+        },
+    )
+    try:
+        stack.start_infrastructure(prometheus=False)
+        stack.start_service("alert_sink")
+        if args.quality:
+            stack.start_service("quality")
+        stack.start_service("detector")
+        stack.wait_metrics("detector", timeout=180)
+        stack.wait_metrics("alert_sink", timeout=60)
+        print(
+            f"bench: {args.rate:,.0f} tx/s for {args.duration:.0f} s "
+            f"(master {args.spark_master}, {args.partitions} partitions)",
+            flush=True,
+        )
+        stack.start_service(
+            "producer", ["--rate", str(args.rate), "--duration", str(args.duration), "--seed", "42"]
+        )
+        stack.wait_metrics("producer", timeout=60)
+        started = time.monotonic()
+        samples = [sample(stack, 0.0)]
+        print(
+            f"{'t(s)':>6} {'produced/s':>11} {'detector/s':>11} {'det lag':>9} "
+            f"{'sink/s':>8} {'sink lag':>9} {'batch p50':>9}"
+        )
+        while stack.services["producer"].running:
+            time.sleep(args.interval)  # sampling period of a measurement, not a synchronisation
+            samples.append(sample(stack, time.monotonic() - started))
+            a, b = samples[-2], samples[-1]
+            p50 = "-" if b.batch_p50 is None else f"{b.batch_p50:.2f}s"
+            print(
+                f"{b.t:6.0f} {rate(a, b, 'produced'):11,.0f} {rate(a, b, 'detector_rows'):11,.0f}"
+                f" {b.detector_lag:9,.0f} {rate(a, b, 'alerts_stored'):8,.0f}"
+                f" {b.sink_lag:9,.0f} {p50:>9}",
+                flush=True,
+            )
+        produced_total = sum(end_offsets(stack.bootstrap, "transactions").values())
+        drain_start = time.monotonic()
+        drained_s: float | None
+        try:
+            wait(
+                lambda: (
+                    sample(stack, 0).detector_rows >= produced_total
+                    and sample(stack, 0).sink_lag == 0
+                ),
+                args.drain_timeout,
+                "drain",
+                interval=1.0,
+            )
+            drained_s = time.monotonic() - drain_start
+        except TimeoutError:
+            drained_s = None
+        sink_metrics = scrape(stack.metrics_url("alert_sink"))
+        latency = {
+            f"p{int(q * 100)}": histogram_quantile(
+                sink_metrics, "fraud_sink_e2e_latency_seconds", q
+            )
+            for q in (0.5, 0.95, 0.99)
+        }
+        steady = [x for x in samples if x.t >= args.warmup] or samples
+        results = {
+            "target_rate": args.rate,
+            "duration_s": args.duration,
+            "produced": produced_total,
+            "sustained_produced_per_s": rate(steady[0], steady[-1], "produced"),
+            "detector_rows_per_s": rate(steady[0], steady[-1], "detector_rows"),
+            "sink_rows_per_s": rate(steady[0], steady[-1], "alerts_stored"),
+            "max_detector_lag": max(x.detector_lag for x in samples),
+            "max_sink_lag": max(x.sink_lag for x in samples),
+            "drain_s": drained_s,
+            "latency_s": latency,
+            "verdict": verdict(args, samples, drained_s),
+            "samples": [asdict(x) for x in samples],
+        }
+        print(
+            f"\nsustained: produced {results['sustained_produced_per_s']:,.0f} tx/s, "
+            f"detector {results['detector_rows_per_s']:,.0f} rows/s, "
+            f"sink {results['sink_rows_per_s']:,.0f} alert rows/s"
+        )
+        print(
+            f"max lag: detector {results['max_detector_lag']:,.0f}, "
+            f"sink {results['max_sink_lag']:,.0f}; drained in "
+            + ("(timeout)" if drained_s is None else f"{drained_s:.1f} s")
+        )
+        print(
+            "end-to-end latency (event → database): "
+            + ", ".join(f"{k} {'-' if v is None else f'{v:.2f} s'}" for k, v in latency.items())
+        )
+        print(f"verdict: {results['verdict']}")
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        return 0
+    finally:
+        stack.stop()
+        stack.wipe()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
