@@ -134,14 +134,16 @@ class Observer:
         self.quality = quality
         self.started = time.monotonic()
         self.last: tuple[float, float] | None = None
+        self.scraped: dict[str, dict] = {}  # last good scrape: a stopped service keeps its totals
 
     def snapshot(self) -> dict:
         get = {}
         for name in ("producer", "detector", "alert_sink") + (("quality",) if self.quality else ()):
             try:
-                get[name] = scrape(self.stack.metrics_url(name), timeout=2)
+                self.scraped[name] = scrape(self.stack.metrics_url(name), timeout=2)
             except OSError:
-                get[name] = {}
+                pass
+            get[name] = self.scraped.get(name, {})
         p, d, s = get["producer"], get["detector"], get["alert_sink"]
         q = get.get("quality", {})
         produced = total(p, "fraud_producer_messages_total")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from infra.components import locate
 from infra.components.kafka import KafkaBroker
+from infra.components.metrics_scrape import scrape, total
 from infra.components.postgres import PostgresServer
 from infra.components.process import ComponentError, ManagedProcess, free_port, port_open
 from infra.components.prometheus import PrometheusServer, scrape_config
@@ -143,8 +144,15 @@ class Stack:
         return proc
 
     def wait_metrics(self, name: str, timeout: float = 120.0) -> float:
-        """Wait until a service serves /metrics (the detector: its JVM is up)."""
-        port = int(self.metrics_url(name).split(":")[2].split("/")[0])
+        """Wait until a service serves /metrics; the detector until its queries run."""
+        url = self.metrics_url(name)
+        if name == "detector":
+            return self.services[name].wait_until(
+                lambda: total(scrape(url, timeout=2), "fraud_detector_ready") == 1,
+                timeout,
+                "running its streaming queries",
+            )
+        port = int(url.split(":")[2].split("/")[0])
         return self.services[name].wait_until(lambda: port_open(port), timeout, "serving metrics")
 
     def stop_service(self, name: str, timeout: float = 60.0) -> int | None:

@@ -10,6 +10,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,9 @@ class PostgresServer:
             ],
             self.data_dir / "postgres.log",
             preexec_fn=_demote(owner),
+            # SIGINT is PostgreSQL's "fast" shutdown (what pg_ctl stop does); SIGTERM would
+            # wait for every client, e.g. a connected sink, to go away.
+            stop_signal=signal.SIGINT,
         )
         self.process.start()
         ready = self.process.wait_until(self._accepts_connections, timeout, "accepting connections")

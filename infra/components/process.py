@@ -66,6 +66,7 @@ class ManagedProcess:
     env: dict[str, str] | None = None
     cwd: Path | None = None
     preexec_fn: Callable[[], None] | None = None
+    stop_signal: signal.Signals = signal.SIGTERM  # what `stop` and `terminate` send first
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -127,10 +128,10 @@ class ManagedProcess:
             self.kill()
 
     def terminate(self) -> None:
-        """SIGTERM to the main process only."""
+        """`stop_signal` (SIGTERM unless set) to the main process only."""
         if self.popen is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGTERM)
+                os.kill(self.popen.pid, self.stop_signal)
 
     def kill(self) -> None:
         """SIGKILL the whole process group, as a crash would."""

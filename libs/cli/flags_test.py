@@ -11,8 +11,15 @@ from libs.cli.flags import flag, positive_float, switch
 
 def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svc")
-    flag(parser, "--rate", env="SVC_RATE", default=10.0, type=positive_float,
-         help="tx/s", environ=environ)  # fmt: skip
+    flag(
+        parser,
+        "--rate",
+        env="SVC_RATE",
+        default=10.0,
+        type=positive_float,
+        help="tx/s",
+        environ=environ,
+    )
     switch(parser, "--dry-run", env="SVC_DRY_RUN", help="do nothing", environ=environ)
     return parser
 

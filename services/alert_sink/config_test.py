@@ -18,6 +18,7 @@ def test_defaults():
     assert (config.batch_size, config.batch_timeout_ms) == (500, 200)
     assert (config.retry.initial, config.retry.maximum) == (0.5, 10.0)
     assert config.metrics_port == 8001
+    assert (config.session_timeout_ms, config.max_poll_interval_ms) == (10_000, 300_000)
 
 
 def test_environment_then_flags():
@@ -37,7 +38,7 @@ def test_environment_then_flags():
 
 def test_no_password_anywhere_in_defaults_or_help():
     assert "password" not in DEFAULT_DSN
-    text = build_parser({}).format_help()
+    text = " ".join(build_parser({}).format_help().split())  # undo line wrapping
     assert "PGPASSWORD" in text and "password=" not in text
     for env in ("KAFKA_BOOTSTRAP_SERVERS", "FRAUD_POSTGRES_DSN", "FRAUD_SINK_METRICS_PORT"):
         assert f"[env {env};" in text
@@ -51,6 +52,7 @@ def test_no_password_anywhere_in_defaults_or_help():
         ["--table", "alerts; drop table x"],
         ["--retry-initial-ms", "20000", "--retry-max-ms", "1000"],
         ["--metrics-port", "-5"],
+        ["--session-timeout-ms", "20000", "--max-poll-interval-ms", "10000"],
     ],
 )
 def test_bad_values_are_refused(argv, capsys):

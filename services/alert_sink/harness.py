@@ -318,6 +318,8 @@ class SinkProcess:
         binary = os.environ.get("ALERT_SINK_BIN")
         if not binary:
             raise RuntimeError("ALERT_SINK_BIN is not set; run this test under Bazel")
+        # Under Bazel the logs are kept with the test's outputs (test.outputs/).
+        log_dir = Path(os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR", log_dir))
         proc = cls([os.path.abspath(binary), *args], log_dir / f"sink-{time.time_ns()}.log")
         proc.args += ["--metrics-port", str(proc.metrics_port)]
         with open(proc.log_path, "wb") as log:

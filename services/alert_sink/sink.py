@@ -43,14 +43,17 @@ from services.alert_sink.store import AlertStore, StoreError, WriteResult, safe_
 
 SERVICE = "alert_sink"
 LAG_REFRESH_SECONDS = 5.0
-# The longest the loop goes without poll() while it holds a batch during an outage.
+# The longest the loop goes without poll() while it holds a batch during an outage. Any
+# other stretch without poll() is one database attempt (bounded by the connection timeouts
+# in store.py) or one DLQ flush (10 s), far below max.poll.interval.ms.
 HOLD_POLL_SECONDS = 0.5
-# Must exceed the longest stretch without poll(): one database attempt (bounded by the
-# connection timeouts in store.py) or one DLQ flush. Kafka's default, stated on purpose.
-MAX_POLL_INTERVAL_MS = 300_000
 
 T = TypeVar("T")
 log = logging.getLogger("alert_sink")
+
+
+class Abandoned(Exception):
+    """Shutdown was requested while a step kept failing: leave its offsets uncommitted."""
 
 
 class Sink:
@@ -66,7 +69,11 @@ class Sink:
         self.rng = rng
         self.log = bind(log, topic=config.topic, group_id=config.group_id)
         self.store = AlertStore(config.postgres_dsn, config.table)
-        common = {"bootstrap.servers": config.bootstrap_servers, "error_cb": self._kafka_error}
+        common = {
+            "bootstrap.servers": config.bootstrap_servers,
+            "error_cb": self._kafka_error,
+            "logger": logging.getLogger("alert_sink.kafka"),  # librdkafka logs as JSON too
+        }
         self.consumer = Consumer(
             {
                 **common,
@@ -74,7 +81,8 @@ class Sink:
                 "client.id": "alert_sink",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
-                "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
+                "session.timeout.ms": config.session_timeout_ms,
+                "max.poll.interval.ms": config.max_poll_interval_ms,
             }
         )
         self.producer = Producer(
@@ -108,8 +116,7 @@ class Sink:
             },
         )
         try:
-            if self._retry(self._connect, "database connect") is None:
-                return  # shutdown before the database ever answered
+            self._retry(self._connect, "database connect")
             self.consumer.subscribe(
                 [c.topic],
                 on_assign=self._on_assign,
@@ -121,9 +128,12 @@ class Sink:
                 wanted = max(1, c.batch_size - len(self.carry))
                 messages = self.carry + self.consumer.consume(wanted, timeout)
                 self.carry = []
+                self.producer.poll(0)  # serve the DLQ producer's logs and callbacks
                 self._refresh_lag()
                 if messages:
                     self._process(self._decode(messages))
+        except Abandoned:
+            pass  # already logged; the uncommitted batch is re-delivered to the next run
         finally:
             self._close()
 
@@ -146,16 +156,11 @@ class Sink:
             return
         self.in_hand = batch
         try:
-            written = self._retry(lambda: self._write(self._batch()), "database write")
-            if written is None:
-                return
-            started, result = written
+            started, result = self._retry(lambda: self._write(self._batch()), "database write")
             letters = self._dead_letters(self._batch(), result)
             if letters:
                 delivery = DlqDelivery(letters, self._dead_letter_sent)
-                send = lambda: delivery.send(self.producer, self.config.dlq_topic)  # noqa: E731
-                if self._retry(send, "DLQ delivery") is None:
-                    return
+                self._retry(lambda: delivery.send(self.producer, self.config.dlq_topic), "DLQ")
             self._commit(self._batch())
             self.metrics.batch_seconds.observe(time.monotonic() - started)
         finally:
@@ -206,6 +211,7 @@ class Sink:
                 extra={
                     "partition": letter.source.partition,
                     "offset": letter.source.offset,
+                    "user_id": (letter.source.key or b"").decode(errors="replace")[:80],
                     "reason": letter.reason,
                     "detail": letter.detail,
                     "dlq_topic": self.config.dlq_topic,
@@ -238,8 +244,8 @@ class Sink:
 
     # -- outages -----------------------------------------------------------------------
 
-    def _retry(self, attempt: Callable[[], T], what: str) -> T | None:
-        """Run `attempt` until it succeeds; None if shutdown came while it kept failing.
+    def _retry(self, attempt: Callable[[], T], what: str) -> T:
+        """Run `attempt` until it succeeds; raise Abandoned if shutdown came meanwhile.
 
         After shutdown is requested one more attempt is made (the database may be back);
         if that fails too the batch is abandoned with its offsets uncommitted.
@@ -259,7 +265,7 @@ class Sink:
                         f"{what} failed during shutdown; offsets left uncommitted",
                         extra={"error": str(err)},
                     )
-                    return None
+                    raise Abandoned(what) from err
                 delay = self.config.retry.delay(failures, self.rng)
                 failures += 1
                 self.log.warning(

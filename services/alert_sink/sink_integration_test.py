@@ -4,7 +4,9 @@ the DLQ with its headers; committed offsets reach the end offsets; SIGTERM exits
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
 
 import pytest
 
@@ -107,10 +109,7 @@ def test_stores_latest_versions_and_dead_letters_bad_input(stack, tmp_path):
     assert '"msg": "stopped"' in sink.log_path.read_text()
 
 
-def test_help_names_flags_and_environment(tmp_path):
-    import os
-    import subprocess
-
+def test_help_names_flags_and_environment():
     out = subprocess.run(
         [os.path.abspath(os.environ["ALERT_SINK_BIN"]), "--help"],
         capture_output=True,

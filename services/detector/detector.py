@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     # Spark is imported late: --help and flag errors answer without starting a JVM.
     from infra.components.spark import spark_session
     from services.detector import pipeline
-    from services.detector.metrics import MetricsListener
+    from services.detector.metrics import READY, MetricsListener
 
     spark = spark_session(
         "fraud-detector",
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.dlq_messages(invalid, args.input_topic), "dlq", args.dlq_topic, "append"
         ),
     ]
+    READY.set(1)
     log.info(
         "detector running",
         extra={

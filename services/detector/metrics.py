@@ -42,6 +42,7 @@ LAG = Gauge(
 )
 STATE_ROWS = Gauge("fraud_detector_state_rows", "Open (user, window) aggregates in state")
 WATERMARK = Gauge("fraud_detector_watermark_seconds", "Event-time watermark (unix seconds)")
+READY = Gauge("fraud_detector_ready", "1 once both streaming queries have started")
 QUERY_UP = Gauge("fraud_detector_query_active", "1 while the streaming query runs", ["query"])
 
 for reason in Reason:

@@ -62,10 +62,19 @@ def resolve(roots: list[str], m2: pathlib.Path) -> list[Artifact]:
         pathlib.Path(tmp, "pom.xml").write_text(pom)
         out = pathlib.Path(tmp, "deps.txt")
         subprocess.run(
-            ["mvn", "-q", "-B", f"-Dmaven.repo.local={m2}", "dependency:list",
-             "-DincludeScope=runtime", "-Dstyle.color=never", f"-DoutputFile={out}"],
-            cwd=tmp, check=True,
-        )  # fmt: skip
+            [
+                "mvn",
+                "-q",
+                "-B",
+                f"-Dmaven.repo.local={m2}",
+                "dependency:list",
+                "-DincludeScope=runtime",
+                "-Dstyle.color=never",
+                f"-DoutputFile={out}",
+            ],
+            cwd=tmp,
+            check=True,
+        )
         listing = out.read_text()
     found = re.findall(r"^\s+([^:\s]+):([^:\s]+):jar:([^:\s]+):(?:compile|runtime)", listing, re.M)
     return sorted({Artifact(g, a, v) for g, a, v in found}, key=lambda a: a.coordinate)
@@ -129,10 +138,12 @@ def main() -> None:
     args = parser.parse_args()
 
     broker = resolve(
-        [f"org.apache.kafka:kafka_2.13:{args.kafka}",
-         f"org.apache.logging.log4j:log4j-slf4j-impl:{args.log4j}"],
+        [
+            f"org.apache.kafka:kafka_2.13:{args.kafka}",
+            f"org.apache.logging.log4j:log4j-slf4j-impl:{args.log4j}",
+        ],
         args.m2,
-    )  # fmt: skip
+    )
     connector = [
         a
         for a in resolve(
@@ -142,9 +153,14 @@ def main() -> None:
     ]
     prom = debian_package(args.prometheus_suite, "prometheus")
     PINS.write_text(
-        render(args.kafka, jar_pins(broker, args.m2), args.spark_connector,
-               jar_pins(connector, args.m2), prom)
-    )  # fmt: skip
+        render(
+            args.kafka,
+            jar_pins(broker, args.m2),
+            args.spark_connector,
+            jar_pins(connector, args.m2),
+            prom,
+        )
+    )
     print(f"wrote {PINS}: {len(broker)} broker jars, {len(connector)} connector jars")
     print(f"prometheus {prom[0]}")
 

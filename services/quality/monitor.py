@@ -1,0 +1,488 @@
+"""The quality monitor: live precision and recall of `fraud_alerts` against the ground-truth
+headers on `transactions`, as Prometheus metrics and a JSON report at exit.
+
+Why a separate observer: the detector must never see the labels (it would be scoring
+itself), so the only honest judge is a process that reads both topics in its own
+consumer group and compares them per (user_id, window). Scoring rules live in
+`scoring_book.py`; this module is the edge: flags, the consume loop, when windows may be
+scored, metrics, the report, and a clean stop on SIGTERM/SIGINT.
+
+When windows are scored: by the event-time clock (newest transaction read) minus
+watermark minus grace, never by the wall clock, so a replay scores like the live run.
+The clock only starts scoring once every assigned `fraud_alerts` partition has been read
+to its end: with a backlog on both topics (a replay, a restart) transactions can be read
+far ahead of the alerts for the same windows, and scoring then would turn every one of
+those alerts into a late one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from libs.cli.flags import flag, non_negative_int, positive_float
+from libs.cli.service import Shutdown, serve_metrics
+from libs.logging.structured import configure
+from services.quality.metrics import QualityMetrics, Snapshot
+from services.quality.records import BadRecord, read_alert, read_transaction, read_truth
+from services.quality.scoring_book import BookSettings, ScoringBook, Totals
+
+SERVICE = "quality"
+EXIT_STARTUP = 2  # unreachable broker or a missing topic
+WINDOW_MISMATCH = "window_mismatch"  # alert window not one of ours: flags disagree
+_LOGGED_CONSUMER_ERRORS = 10
+
+log = logging.getLogger("quality")
+
+
+class StartupError(Exception):
+    """The monitor cannot start; the message says why and what to do."""
+
+
+# -- flags -------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
+    return value
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="quality",
+        description="Live precision/recall of fraud alerts against the ground-truth headers.",
+    )
+    kafka = parser.add_argument_group("Kafka")
+    flag(kafka, "--bootstrap-servers", env="KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092",
+         help="Kafka bootstrap servers (host:port,...)", environ=environ)  # fmt: skip
+    flag(kafka, "--transactions-topic", env="FRAUD_QUALITY_TRANSACTIONS_TOPIC",
+         default="transactions", help="topic with transactions and their ground-truth headers",
+         environ=environ)  # fmt: skip
+    flag(kafka, "--alerts-topic", env="FRAUD_QUALITY_ALERTS_TOPIC", default="fraud_alerts",
+         help="topic with the detector's alerts", environ=environ)  # fmt: skip
+    flag(kafka, "--group-id", env="FRAUD_QUALITY_GROUP_ID", default="fraud-quality",
+         help="consumer group (offsets auto-committed: this is a monitor)",
+         environ=environ)  # fmt: skip
+    flag(kafka, "--offset-reset", env="FRAUD_QUALITY_OFFSET_RESET", default="earliest",
+         choices=("earliest", "latest"),
+         help="where a group without committed offsets starts", environ=environ)  # fmt: skip
+    flag(kafka, "--batch-size", env="FRAUD_QUALITY_BATCH_SIZE", default=5000,
+         type=_positive_int, help="messages per consume() call", environ=environ)  # fmt: skip
+    flag(kafka, "--startup-timeout", env="FRAUD_QUALITY_STARTUP_TIMEOUT", default=15.0,
+         type=positive_float, help="seconds to reach the broker and find the topics",
+         environ=environ)  # fmt: skip
+
+    windows = parser.add_argument_group("windows (match the detector's)")
+    flag(windows, "--window-seconds", env="FRAUD_QUALITY_WINDOW_SECONDS", default=60,
+         type=_positive_int, help="tumbling window length, aligned to the epoch",
+         environ=environ)  # fmt: skip
+    flag(windows, "--watermark-seconds", env="FRAUD_QUALITY_WATERMARK_SECONDS", default=30.0,
+         type=_non_negative_float, help="the detector's watermark delay",
+         environ=environ)  # fmt: skip
+    flag(windows, "--grace-seconds", env="FRAUD_QUALITY_GRACE_SECONDS", default=15.0,
+         type=_non_negative_float,
+         help="extra event time to wait for alerts after the watermark passes a window",
+         environ=environ)  # fmt: skip
+
+    ops = parser.add_argument_group("operations")
+    flag(ops, "--metrics-port", env="FRAUD_QUALITY_METRICS_PORT", default=8003,
+         type=non_negative_int, help="Prometheus port (0: off)", environ=environ)  # fmt: skip
+    flag(ops, "--report-file", env="FRAUD_QUALITY_REPORT_FILE", default="",
+         help="write a JSON report here at exit (empty: none)", environ=environ)  # fmt: skip
+    flag(ops, "--log-interval", env="FRAUD_QUALITY_LOG_INTERVAL", default=10.0,
+         type=positive_float, help="seconds between progress lines", environ=environ)  # fmt: skip
+    flag(ops, "--log-level", env="FRAUD_QUALITY_LOG_LEVEL", default="INFO",
+         choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level",
+         environ=environ)  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def book_settings(args: argparse.Namespace) -> BookSettings:
+    return BookSettings(
+        window_seconds=args.window_seconds,
+        watermark_seconds=args.watermark_seconds,
+        grace_seconds=args.grace_seconds,
+    )
+
+
+def kafka_config(args: argparse.Namespace) -> dict[str, Any]:
+    """librdkafka settings: own group, auto commit, and partition-EOF events (they tell
+    when the alerts backlog has been read, see the module docstring)."""
+    return {
+        "bootstrap.servers": args.bootstrap_servers,
+        "group.id": args.group_id,
+        "client.id": "fraud-quality",
+        "auto.offset.reset": args.offset_reset,
+        "enable.auto.commit": True,
+        "enable.partition.eof": True,
+        "logger": logging.getLogger("quality.librdkafka"),
+    }
+
+
+def check_topics(consumer: Consumer, topics: Sequence[str], bootstrap: str, timeout: float):
+    """Fail clearly unless the broker answers and every topic exists (listing all topics
+    never auto-creates one)."""
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+    except KafkaException as err:
+        raise StartupError(
+            f"cannot reach Kafka at {bootstrap} within {timeout:g} s ({err.args[0]}); "
+            "check --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS or start the local stack"
+        ) from None
+    for topic in topics:
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            raise StartupError(
+                f"topic {topic} does not exist on {bootstrap}; create it or run the local stack"
+            )
+
+
+# -- the consume loop --------------------------------------------------------------------
+
+
+class Monitor:
+    """Reads batches from both topics into the book, scores what is final, publishes."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        book: ScoringBook,
+        metrics: QualityMetrics,
+        *,
+        transactions_topic: str,
+        alerts_topic: str,
+        batch_size: int,
+    ) -> None:
+        self.consumer = consumer
+        self.book = book
+        self.metrics = metrics
+        self.transactions_topic = transactions_topic
+        self.alerts_topic = alerts_topic
+        self.batch_size = batch_size
+        self.bad_records: dict[tuple[str, str], int] = {}
+        self.transactions_read = 0
+        self.first_read_at: float | None = None  # monotonic, first transaction batch
+        self.last_read_at: float | None = None
+        self.consume_rate = 0.0
+        self._alerts_unread: set[int] = set()  # assigned alerts partitions not yet at EOF
+        self._alerts_caught_up = False
+        self._consumer_errors = 0
+
+    # Rebalance callbacks (eager protocol: each assignment is the whole set).
+    def on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._alerts_unread = {p.partition for p in partitions if p.topic == self.alerts_topic}
+        self._alerts_caught_up = False
+        log.info(
+            "partitions assigned",
+            extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]},
+        )
+
+    def on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+        self._alerts_unread = set()
+        self._alerts_caught_up = False
+
+    @property
+    def alerts_caught_up(self) -> bool:
+        return self._alerts_caught_up
+
+    def poll(self, timeout: float) -> int:
+        """One consume() call: handle the batch, score what is final, publish. Returns the
+        number of messages (EOF events included)."""
+        batch = self.consumer.consume(num_messages=self.batch_size, timeout=timeout)
+        if batch:
+            self.handle(batch)
+        if self._alerts_caught_up:
+            self.book.close_ready()
+        self.publish()
+        return len(batch)
+
+    def handle(self, messages: list[Message]) -> None:
+        """Feed one batch to the book. The hot path: locals only, no per-message metrics."""
+        tx_topic = self.transactions_topic
+        observe_transaction = self.book.observe_transaction
+        transactions = 0
+        for msg in messages:
+            if msg.error() is not None:
+                self._on_error(msg)
+                continue
+            if msg.topic() == tx_topic:
+                try:
+                    user_id, event_time = read_transaction(msg.value())
+                except BadRecord as bad:
+                    self._count_bad(tx_topic, bad.reason)
+                    continue
+                label, pattern = read_truth(msg.headers())
+                observe_transaction(user_id, event_time, label, pattern)
+                transactions += 1
+            else:
+                self._on_alert(msg)
+        if transactions:
+            now = time.monotonic()
+            if self.first_read_at is None:
+                self.first_read_at = now
+            self.last_read_at = now
+            self.transactions_read += transactions
+
+    def _on_alert(self, msg: Message) -> None:
+        try:
+            user_id, start, end = read_alert(msg.value())
+        except BadRecord as bad:
+            self._count_bad(self.alerts_topic, bad.reason)
+            return
+        width = self.book.settings.window_seconds
+        if end - start != width or start % width:
+            count = self._count_bad(self.alerts_topic, WINDOW_MISMATCH)
+            if count == 1:
+                log.warning(
+                    "alert window does not match --window-seconds; is the detector "
+                    "configured differently? such alerts are skipped and counted",
+                    extra={"window_seconds": width, "alert_window_start": start,
+                           "alert_window_end": end, "user_id": user_id},
+                )  # fmt: skip
+            return
+        self.book.observe_alert(user_id, start)
+
+    def _on_error(self, msg: Message) -> None:
+        err: KafkaError = msg.error()
+        if err.code() == KafkaError._PARTITION_EOF:
+            if msg.topic() == self.alerts_topic and not self._alerts_caught_up:
+                self._alerts_unread.discard(msg.partition())
+                if not self._alerts_unread:
+                    self._alerts_caught_up = True
+                    log.info("alerts backlog read; scoring windows by the event-time clock")
+            return
+        if err.fatal():
+            raise KafkaException(err)
+        self._consumer_errors += 1
+        if self._consumer_errors <= _LOGGED_CONSUMER_ERRORS:
+            log.warning("consumer error", extra={"error": str(err), "topic": msg.topic()})
+
+    def _count_bad(self, topic: str, reason: str) -> int:
+        key = (topic, reason)
+        count = self.bad_records.get(key, 0) + 1
+        self.bad_records[key] = count
+        return count
+
+    def publish(self) -> None:
+        self.metrics.publish(
+            Snapshot(self.book.totals(), dict(self.bad_records), self.consume_rate)
+        )
+
+    def finish(self) -> Totals:
+        """Score every open window as final (shutdown) and publish the last numbers."""
+        self.book.close_all()
+        self.publish()
+        return self.book.totals()
+
+    @property
+    def active_rate(self) -> float | None:
+        """Transactions per second between the first and the last batch that had any."""
+        if self.first_read_at is None or self.last_read_at is None:
+            return None
+        span = self.last_read_at - self.first_read_at
+        return self.transactions_read / span if span > 0 else None
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def build_report(
+    totals: Totals,
+    *,
+    settings: BookSettings,
+    bad_records: Mapping[tuple[str, str], int],
+    stopped_by: str,
+    elapsed_seconds: float,
+    transactions_read: int,
+    active_rate: float | None,
+) -> dict[str, Any]:
+    """The --report-file document (see README in the report of this service)."""
+    bad: dict[str, dict[str, int]] = {}
+    for (topic, reason), count in sorted(bad_records.items()):
+        bad.setdefault(topic, {})[reason] = count
+    patterns = {
+        pattern: {
+            "fraud_windows": count,
+            "detected_windows": totals.detected_windows.get(pattern, 0),
+            "recall": _round(totals.pattern_recall(pattern)),
+        }
+        for pattern, count in sorted(totals.fraud_windows.items())
+    }
+    return {
+        "service": SERVICE,
+        "stopped_by": stopped_by,
+        "settings": {
+            "window_seconds": settings.window_seconds,
+            "watermark_seconds": settings.watermark_seconds,
+            "grace_seconds": settings.grace_seconds,
+        },
+        "totals": {
+            "true_positives": totals.true_positives,
+            "false_positives": totals.false_positives,
+            "false_negatives": totals.false_negatives,
+            "transactions": dict(sorted(totals.transactions.items())),
+            "alerts": totals.alerts,
+            "late_alerts": totals.late_alerts,
+            "late_transactions": totals.late_transactions,
+            "alerts_before_view": totals.alerts_before_view,
+            "bad_records": bad,
+        },
+        "precision": _round(totals.precision),
+        "recall": _round(totals.recall),
+        "patterns": patterns,
+        "event_clock": _iso(totals.clock),
+        "throughput": {
+            "transactions_read": transactions_read,
+            "elapsed_seconds": round(elapsed_seconds, 3),
+            "transactions_per_second": _round(active_rate, 1),
+        },
+    }
+
+
+def write_report(path: Path, report: Mapping[str, Any]) -> None:
+    """Atomically (temp file + rename): a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def _progress(monitor: Monitor, since: float, read_before: int, now: float) -> None:
+    t = monitor.book.totals()
+    monitor.consume_rate = (monitor.transactions_read - read_before) / max(now - since, 1e-9)
+    log.info(
+        "progress",
+        extra={
+            "transactions": monitor.transactions_read,
+            "tx_per_second": round(monitor.consume_rate, 1),
+            "alerts": t.alerts,
+            "open_windows": t.open_windows,
+            "true_positives": t.true_positives,
+            "false_positives": t.false_positives,
+            "false_negatives": t.false_negatives,
+            "precision": _round(t.precision, 4),
+            "recall": _round(t.recall, 4),
+            "late_alerts": t.late_alerts,
+            "event_clock": _iso(t.clock),
+            "scored_through": _iso(t.closed_through),
+            "alerts_caught_up": monitor.alerts_caught_up,
+        },
+    )
+
+
+def run(args: argparse.Namespace, shutdown: Shutdown) -> int:
+    """Monitor until SIGTERM/SIGINT; then score everything open, report, exit 0."""
+    settings = book_settings(args)
+    consumer = Consumer(kafka_config(args))
+    topics = [args.transactions_topic, args.alerts_topic]
+    try:
+        check_topics(consumer, topics, args.bootstrap_servers, args.startup_timeout)
+    except StartupError:
+        consumer.close()
+        raise
+    metrics = QualityMetrics()
+    monitor = Monitor(
+        consumer,
+        ScoringBook(settings),
+        metrics,
+        transactions_topic=args.transactions_topic,
+        alerts_topic=args.alerts_topic,
+        batch_size=args.batch_size,
+    )
+    consumer.subscribe(topics, on_assign=monitor.on_assign, on_revoke=monitor.on_revoke)
+    server = serve_metrics(args.metrics_port, metrics.registry)
+    log.info(
+        "monitoring",
+        extra={
+            "bootstrap": args.bootstrap_servers,
+            "topics": topics,
+            "group_id": args.group_id,
+            "window_seconds": settings.window_seconds,
+            "watermark_seconds": settings.watermark_seconds,
+            "grace_seconds": settings.grace_seconds,
+            "metrics_port": args.metrics_port,
+        },
+    )
+    started = last_progress = time.monotonic()
+    read_at_last_progress = 0
+    try:
+        while not shutdown.requested:
+            monitor.poll(0.5)
+            now = time.monotonic()
+            if now - last_progress >= args.log_interval:
+                _progress(monitor, last_progress, read_at_last_progress, now)
+                last_progress, read_at_last_progress = now, monitor.transactions_read
+        totals = monitor.finish()
+        report = build_report(
+            totals,
+            settings=settings,
+            bad_records=monitor.bad_records,
+            stopped_by=shutdown.signal_name or "request",
+            elapsed_seconds=time.monotonic() - started,
+            transactions_read=monitor.transactions_read,
+            active_rate=monitor.active_rate,
+        )
+        if args.report_file:
+            write_report(Path(args.report_file), report)
+        log.info("quality monitor stopped", extra={"report": report})
+    finally:
+        consumer.close()  # commits the offsets read
+        if server is not None:
+            server.shutdown()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure(SERVICE, args.log_level)
+    shutdown = Shutdown().install()
+    try:
+        return run(args, shutdown)
+    except StartupError as err:
+        log.error(str(err))
+        return EXIT_STARTUP
+
+
+if __name__ == "__main__":
+    sys.exit(main())
