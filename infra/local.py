@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from infra.components.kafka_io import end_offsets
-from infra.components.metrics_scrape import histogram_quantile, scrape, total
+from infra.components.metrics_scrape import Scraper, histogram_quantile, total
 from infra.components.process import ComponentError
 from infra.stack import Ports, Stack, wait
 from libs.cli.flags import flag, non_negative_int, positive_float, switch
@@ -134,16 +134,13 @@ class Observer:
         self.quality = quality
         self.started = time.monotonic()
         self.last: tuple[float, float] | None = None
-        self.scraped: dict[str, dict] = {}  # last good scrape: a stopped service keeps its totals
+        names = ("producer", "detector", "alert_sink", "quality")
+        self.scraper = Scraper({n: stack.metrics_url(n) for n in names})
 
     def snapshot(self) -> dict:
         get = {}
         for name in ("producer", "detector", "alert_sink") + (("quality",) if self.quality else ()):
-            try:
-                self.scraped[name] = scrape(self.stack.metrics_url(name), timeout=2)
-            except OSError:
-                pass
-            get[name] = self.scraped.get(name, {})
+            get[name] = self.scraper.get(name)
         p, d, s = get["producer"], get["detector"], get["alert_sink"]
         q = get.get("quality", {})
         produced = total(p, "fraud_producer_messages_total")

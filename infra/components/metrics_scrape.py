@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -52,3 +53,18 @@ def histogram_quantile(
             return lower + (bound - lower) * share
         lower, below = bound, cumulative
     return lower
+
+
+class Scraper:
+    """Scrapes several endpoints, keeping each one's last good answer: a service that is
+    restarting or has exited still reports the totals it had."""
+
+    def __init__(self, urls: dict[str, str], timeout: float = 2.0) -> None:
+        self.urls = urls
+        self.timeout = timeout
+        self.last: dict[str, dict[tuple[str, frozenset], float]] = {}
+
+    def get(self, name: str) -> dict[tuple[str, frozenset], float]:
+        with contextlib.suppress(OSError):
+            self.last[name] = scrape(self.urls[name], timeout=self.timeout)
+        return self.last.get(name, {})

@@ -20,16 +20,12 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from libs.cli.flags import flag, non_negative_int, positive_float
@@ -37,9 +33,9 @@ from libs.cli.service import Shutdown, serve_metrics
 from libs.logging.structured import configure
 from services.quality.metrics import QualityMetrics, Snapshot
 from services.quality.records import BadRecord, read_alert, read_transaction, read_truth
+from services.quality.report import SERVICE, build_report, iso, rounded, write_report
 from services.quality.scoring_book import BookSettings, ScoringBook, Totals
 
-SERVICE = "quality"
 EXIT_STARTUP = 2  # unreachable broker or a missing topic
 WINDOW_MISMATCH = "window_mismatch"  # alert window not one of ours: flags disagree
 _LOGGED_CONSUMER_ERRORS = 10
@@ -199,6 +195,12 @@ class Monitor:
             "partitions assigned",
             extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]},
         )
+        if partitions and not self._alerts_unread:
+            log.warning(
+                "no alerts partition assigned (does another member of the group hold them?); "
+                "windows are not scored until this monitor reads the alerts",
+                extra={"alerts_topic": self.alerts_topic},
+            )
 
     def on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
         self._alerts_unread = set()
@@ -306,85 +308,6 @@ class Monitor:
         return self.transactions_read / span if span > 0 else None
 
 
-# -- report ------------------------------------------------------------------------------
-
-
-def _iso(seconds: float | None) -> str | None:
-    if seconds is None or not math.isfinite(seconds):
-        return None
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _round(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def build_report(
-    totals: Totals,
-    *,
-    settings: BookSettings,
-    bad_records: Mapping[tuple[str, str], int],
-    stopped_by: str,
-    elapsed_seconds: float,
-    transactions_read: int,
-    active_rate: float | None,
-) -> dict[str, Any]:
-    """The --report-file document (see README in the report of this service)."""
-    bad: dict[str, dict[str, int]] = {}
-    for (topic, reason), count in sorted(bad_records.items()):
-        bad.setdefault(topic, {})[reason] = count
-    patterns = {
-        pattern: {
-            "fraud_windows": count,
-            "detected_windows": totals.detected_windows.get(pattern, 0),
-            "recall": _round(totals.pattern_recall(pattern)),
-        }
-        for pattern, count in sorted(totals.fraud_windows.items())
-    }
-    return {
-        "service": SERVICE,
-        "stopped_by": stopped_by,
-        "settings": {
-            "window_seconds": settings.window_seconds,
-            "watermark_seconds": settings.watermark_seconds,
-            "grace_seconds": settings.grace_seconds,
-        },
-        "totals": {
-            "true_positives": totals.true_positives,
-            "false_positives": totals.false_positives,
-            "false_negatives": totals.false_negatives,
-            "transactions": dict(sorted(totals.transactions.items())),
-            "alerts": totals.alerts,
-            "late_alerts": totals.late_alerts,
-            "late_transactions": totals.late_transactions,
-            "alerts_before_view": totals.alerts_before_view,
-            "bad_records": bad,
-        },
-        "precision": _round(totals.precision),
-        "recall": _round(totals.recall),
-        "patterns": patterns,
-        "event_clock": _iso(totals.clock),
-        "throughput": {
-            "transactions_read": transactions_read,
-            "elapsed_seconds": round(elapsed_seconds, 3),
-            "transactions_per_second": _round(active_rate, 1),
-        },
-    }
-
-
-def write_report(path: Path, report: Mapping[str, Any]) -> None:
-    """Atomically (temp file + rename): a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- main --------------------------------------------------------------------------------
 
 
@@ -401,11 +324,11 @@ def _progress(monitor: Monitor, since: float, read_before: int, now: float) -> N
             "true_positives": t.true_positives,
             "false_positives": t.false_positives,
             "false_negatives": t.false_negatives,
-            "precision": _round(t.precision, 4),
-            "recall": _round(t.recall, 4),
+            "precision": rounded(t.precision, 4),
+            "recall": rounded(t.recall, 4),
             "late_alerts": t.late_alerts,
-            "event_clock": _iso(t.clock),
-            "scored_through": _iso(t.closed_through),
+            "event_clock": iso(t.clock),
+            "scored_through": iso(t.closed_through),
             "alerts_caught_up": monitor.alerts_caught_up,
         },
     )

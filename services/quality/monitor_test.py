@@ -16,14 +16,8 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from libs.schemas.alert import Alert, alert_to_json
 from services.quality.metrics import QualityMetrics
-from services.quality.monitor import (
-    WINDOW_MISMATCH,
-    Monitor,
-    book_settings,
-    build_report,
-    parse_args,
-    write_report,
-)
+from services.quality.monitor import WINDOW_MISMATCH, Monitor, book_settings, parse_args
+from services.quality.report import build_report, write_report
 from services.quality.scoring_book import ScoringBook
 
 T0 = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)

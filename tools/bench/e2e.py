@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from infra.components.kafka_io import end_offsets
-from infra.components.metrics_scrape import histogram_quantile, scrape, total
+from infra.components.metrics_scrape import Scraper, histogram_quantile, total
 from infra.stack import Ports, Stack, wait
 from libs.cli.flags import flag, non_negative_int, positive_float, switch
 
@@ -109,10 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sample(stack: Stack, t: float) -> Sample:
-    d = scrape(stack.metrics_url("detector"))
-    s = scrape(stack.metrics_url("alert_sink"))
-    p = scrape(stack.metrics_url("producer"))
+def sample(scraper: Scraper, t: float) -> Sample:
+    d, s, p = (scraper.get(name) for name in ("detector", "alert_sink", "producer"))
     return Sample(
         t=t,
         produced=total(p, "fraud_producer_messages_total"),
@@ -185,15 +183,16 @@ def main(argv: list[str] | None = None) -> int:
             "producer", ["--rate", str(args.rate), "--duration", str(args.duration), "--seed", "42"]
         )
         stack.wait_metrics("producer", timeout=60)
+        scraper = Scraper({n: stack.metrics_url(n) for n in ("detector", "alert_sink", "producer")})
         started = time.monotonic()
-        samples = [sample(stack, 0.0)]
+        samples = [sample(scraper, 0.0)]
         print(
             f"{'t(s)':>6} {'produced/s':>11} {'detector/s':>11} {'det lag':>9} "
             f"{'sink/s':>8} {'sink lag':>9} {'batch p50':>9}"
         )
         while stack.services["producer"].running:
             time.sleep(args.interval)  # sampling period of a measurement, not a synchronisation
-            samples.append(sample(stack, time.monotonic() - started))
+            samples.append(sample(scraper, time.monotonic() - started))
             a, b = samples[-2], samples[-1]
             p50 = "-" if b.batch_p50 is None else f"{b.batch_p50:.2f}s"
             print(
@@ -208,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait(
                 lambda: (
-                    sample(stack, 0).detector_rows >= produced_total
-                    and sample(stack, 0).sink_lag == 0
+                    sample(scraper, 0).detector_rows >= produced_total
+                    and sample(scraper, 0).sink_lag == 0
                 ),
                 args.drain_timeout,
                 "drain",
@@ -218,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             drained_s = time.monotonic() - drain_start
         except TimeoutError:
             drained_s = None
-        sink_metrics = scrape(stack.metrics_url("alert_sink"))
+        sink_metrics = scraper.get("alert_sink")
         latency = {
             f"p{int(q * 100)}": histogram_quantile(
                 sink_metrics, "fraud_sink_e2e_latency_seconds", q
