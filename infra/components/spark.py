@@ -25,6 +25,7 @@ def spark_session(
     settings = {
         "spark.jars": ",".join(str(p) for p in locate.spark_kafka_jars()),
         "spark.driver.memory": "1g",
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
     }
     return session(app_name, master=master, conf=settings | dict(conf or {}), ui=ui)

@@ -42,6 +42,11 @@ LAG = Gauge(
 )
 STATE_ROWS = Gauge("fraud_detector_state_rows", "Open (user, window) aggregates in state")
 WATERMARK = Gauge("fraud_detector_watermark_seconds", "Event-time watermark (unix seconds)")
+PHASE_SECONDS = Gauge(
+    "fraud_detector_batch_phase_seconds",
+    "Time spent in each phase of the last micro-batch (Spark's durationMs)",
+    ["query", "phase"],
+)
 READY = Gauge("fraud_detector_ready", "1 once both streaming queries have started")
 QUERY_UP = Gauge("fraud_detector_query_active", "1 while the streaming query runs", ["query"])
 
@@ -71,6 +76,8 @@ def record_progress(progress: dict[str, Any], last_batch: dict[str, int]) -> Non
     last_batch[query] = batch_id
     BATCHES.labels(query).inc()
     INPUT_ROWS.labels(query).inc(int(progress.get("numInputRows") or 0))
+    for phase, ms in (progress.get("durationMs") or {}).items():
+        PHASE_SECONDS.labels(query, phase).set(ms / 1000.0)
     trigger_ms = (progress.get("durationMs") or {}).get("triggerExecution")
     if trigger_ms is not None:
         BATCH_SECONDS.labels(query).observe(trigger_ms / 1000.0)

@@ -1,6 +1,6 @@
 """The detector's streaming plan: Kafka `transactions` → validated rows → 60 s event-time
 windows per user → rule score (libs/scoring, as Spark columns) → alerts on `fraud_alerts`;
-bad records → `transactions.dlq` with a reason.
+bad records → `transactions.dlq` with a reason (published by the validator).
 
 Pure plan building (DataFrame in, DataFrame out) so tests can run each step on a batch
 DataFrame; detector.py wires the sources, sinks and checkpoints.
@@ -19,7 +19,7 @@ from libs.schemas.fields import Reason
 from libs.schemas.spark import JSON_OPTIONS
 from libs.scoring.rules import ScoringConfig
 from libs.scoring.spark_columns import evaluation_columns
-from services.detector.validation import VALIDATED_DDL, validate_batches
+from services.detector.validation import VALIDATED_DDL, DeadLetters, validate_batches
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,24 @@ def read_kafka(
     return reader.load()
 
 
-def validated(raw: DataFrame, *, keep_raw: bool, only_invalid: bool, max_bytes: int) -> DataFrame:
-    """Run libs/schemas' validator over Kafka rows (see validation.py)."""
-    fn = functools.partial(
-        validate_batches, keep_raw=keep_raw, only_invalid=only_invalid, max_bytes=max_bytes
+def validated(
+    raw: DataFrame, *, max_bytes: int, dead_letters: DeadLetters | None = None
+) -> DataFrame:
+    """Every Kafka row validated by libs/schemas (see validation.py): `error_reason` is null
+    for good rows, which carry amount (decimal) and event_time (timestamp); refused rows
+    are published to `dead_letters` on the way."""
+    fn = functools.partial(validate_batches, max_bytes=max_bytes, dead_letters=dead_letters)
+    rows = raw.select("key", "value", "partition", "offset").mapInArrow(fn, VALIDATED_DDL)
+    return rows.select(
+        "partition",
+        "offset",
+        "error_reason",
+        "transaction_id",
+        "user_id",
+        (F.col("amount_cents").cast("decimal(17,0)") / 100).cast("decimal(15,2)").alias("amount"),
+        "country",
+        F.timestamp_micros("event_time_us").alias("event_time"),
     )
-    return raw.select("key", "value", "partition", "offset").mapInArrow(fn, VALIDATED_DDL)
 
 
 def window_aggregates(valid: DataFrame, cfg: WindowConfig) -> DataFrame:
@@ -120,33 +132,14 @@ def alert_messages(alerts: DataFrame) -> DataFrame:
     )
 
 
-def dlq_messages(invalid: DataFrame, source_topic: str) -> DataFrame:
-    """Kafka sink rows for transactions.dlq: original key and bytes, reason in headers."""
-
-    def header(name: str, value: Column) -> Column:
-        return F.struct(F.lit(name).alias("key"), value.cast("binary").alias("value"))
-
-    return invalid.where(F.col("error_reason").isNotNull()).select(
-        F.col("key"),
-        F.col("value"),
-        F.array(
-            header("error", F.concat_ws(": ", "error_reason", "error_detail")),
-            header("error-reason", F.col("error_reason")),
-            header("source-topic", F.lit(source_topic)),
-            header("source-partition", F.col("partition").cast("string")),
-            header("source-offset", F.col("offset").cast("string")),
-        ).alias("headers"),
-    )
-
-
-def observe_dlq(invalid: DataFrame) -> DataFrame:
-    """Count bad records per reason in each micro-batch (read back by the metrics listener
-    as observed metrics named `dlq`, one column per reason)."""
+def observe_dlq(validated_rows: DataFrame) -> DataFrame:
+    """Count refused records per reason in each micro-batch (read back by the metrics
+    listener as the observed metrics named `dlq`, one column per reason)."""
     counts = [
         F.sum(F.when(F.col("error_reason") == reason.value, 1).otherwise(0)).alias(reason.value)
         for reason in Reason
     ]
-    return invalid.observe("dlq", *counts)
+    return validated_rows.observe("dlq", *counts)
 
 
 def observe_alerts(alerts: DataFrame) -> DataFrame:

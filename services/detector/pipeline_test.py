@@ -84,8 +84,6 @@ def test_alerts_match_plain_python_reference(spark):
     config = ScoringConfig()
     valid = pipeline.validated(
         _kafka_frame(spark, [transaction_to_json(t) for t in TRANSACTIONS] + [b"junk"]),
-        keep_raw=False,
-        only_invalid=False,
         max_bytes=65536,
     )
     alerts = pipeline.scored_alerts(
@@ -116,22 +114,3 @@ def test_alerts_match_plain_python_reference(spark):
             t.event_time for t in txns if t.event_time - alert.window_start < timedelta(60)
         ]
         assert alert.last_event_time == max(in_window)
-
-
-def test_dlq_messages_carry_reason_and_source(spark):
-    invalid = pipeline.validated(
-        _kafka_frame(spark, [transaction_to_json(TRANSACTIONS[0]), b"{oops", b'{"amount": 1}']),
-        keep_raw=True,
-        only_invalid=True,
-        max_bytes=65536,
-    )
-    rows = pipeline.dlq_messages(invalid, "transactions").collect()
-    assert [bytes(r.value) for r in rows] == [b"{oops", b'{"amount": 1}']
-    headers = [{h.key: bytes(h.value).decode() for h in r.headers} for r in rows]
-    assert headers[0]["error-reason"] == "not_json"
-    assert headers[1]["error-reason"] == "missing_field"
-    assert headers[1]["error"].startswith("missing_field: ")
-    assert [(h["source-topic"], h["source-partition"], h["source-offset"]) for h in headers] == [
-        ("transactions", "0", "1"),
-        ("transactions", "0", "2"),
-    ]

@@ -1,33 +1,37 @@
-"""The Arrow validator agrees exactly with libs/schemas' parse_transaction."""
+"""The Arrow validator agrees exactly with libs/schemas' parse_transaction, and builds the
+DLQ headers DESIGN.md asks for."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pyarrow as pa
-import pytest
 
 from libs.schemas.fields import InvalidRecord
 from libs.schemas.transaction import parse_transaction
-from services.detector.validation import validate_batches
+from services.detector.validation import dlq_headers, validate_batches
 
 GOOD = (
     b'{"transaction_id":"6f1c2b9e-8a4d-4c3b-9d2e-1f0a2b3c4d5e","user_id":"u1","amount":3000.01,'
     b'"currency":"EUR","merchant":"Shop","merchant_category":"travel","country":"FR",'
-    b'"event_time":"2026-11-28T17:00:00.123Z"}'
+    b'"event_time":"2026-11-28T17:00:00.123456Z"}'
 )
 PAYLOADS = [
     GOOD,
-    GOOD.replace(b'"FR"', b'"DE"').replace(b"17:00:00.123Z", b"18:00:00+01:00"),
+    GOOD.replace(b'"FR"', b'"DE"').replace(b"17:00:00.123456Z", b"18:00:00+01:00"),
+    GOOD.replace(b"3000.01", b"0.07").replace(b"2026-11-28", b"1969-12-31"),
     b"not json",
     b"[1, 2]",
     b'{"user_id": "u1"}',
     GOOD.replace(b"3000.01", b'"3000.01"'),
     GOOD.replace(b"3000.01", b"-5"),
     GOOD.replace(b"3000.01", b"1.001"),
-    GOOD.replace(b"2026-11-28T17:00:00.123Z", b"2026-11-28 17:00:00"),
+    GOOD.replace(b"2026-11-28T17:00:00.123456Z", b"2026-11-28 17:00:00"),
     GOOD.replace(b"Shop", b"\xff\xfe"),
     b"",
     b'{"pad": "' + b"x" * 70000 + b'"}',
 ]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _batch(values: list[bytes]) -> pa.RecordBatch:
@@ -35,61 +39,60 @@ def _batch(values: list[bytes]) -> pa.RecordBatch:
         {
             "key": [b"k"] * len(values),
             "value": values,
-            "partition": pa.array([0] * len(values), pa.int32()),
+            "partition": pa.array([3] * len(values), pa.int32()),
             "offset": pa.array(range(len(values)), pa.int64()),
         }
     )
 
 
-def _expected(raw: bytes):
-    try:
-        return None, parse_transaction(raw)
-    except InvalidRecord as bad:
-        return str(bad.reason), bad.detail
-
-
 def test_every_row_matches_parse_transaction():
     (out,) = list(validate_batches(iter([_batch(PAYLOADS)])))
     rows = out.to_pylist()
-    assert len(rows) == len(PAYLOADS)
+    assert [r["offset"] for r in rows] == list(range(len(PAYLOADS)))
+    assert {r["partition"] for r in rows} == {3}
     for raw, row in zip(PAYLOADS, rows, strict=True):
-        reason, detail_or_txn = _expected(raw)
-        assert row["error_reason"] == reason, raw[:80]
-        if reason is None:
-            txn = detail_or_txn
-            assert (row["transaction_id"], row["user_id"], row["amount"], row["country"]) == (
-                txn.transaction_id,
-                txn.user_id,
-                txn.amount,
-                txn.country,
-            )
-            assert row["event_time"] == txn.event_time
-        else:
-            assert row["error_detail"] == detail_or_txn
-            assert row["user_id"] is None
+        try:
+            txn = parse_transaction(raw)
+        except InvalidRecord as bad:
+            assert row["error_reason"] == str(bad.reason), raw[:80]
+            assert row["user_id"] is None and row["amount_cents"] is None
+            continue
+        assert row["error_reason"] is None, raw[:80]
+        assert (row["transaction_id"], row["user_id"], row["country"]) == (
+            txn.transaction_id,
+            txn.user_id,
+            txn.country,
+        )
+        assert row["amount_cents"] == int(txn.amount * 100)
+        micros = (txn.event_time - EPOCH) // timedelta(microseconds=1)
+        assert row["event_time_us"] == micros
 
 
 def test_reasons_cover_the_bad_inputs():
     (out,) = list(validate_batches(iter([_batch(PAYLOADS)])))
     reasons = [r["error_reason"] for r in out.to_pylist()]
-    assert reasons[:2] == [None, None]
-    assert set(reasons[2:]) >= {
-        "not_json",
-        "not_object",
-        "missing_field",
-        "bad_type",
-        "bad_amount",
-        "bad_timestamp",
-        "not_utf8",
-        "empty",
-        "too_large",
-    }
+    assert reasons[:3] == [None, None, None]
+    assert set(reasons[3:]) == {
+        "not_json", "not_object", "missing_field", "bad_type", "bad_amount",
+        "bad_timestamp", "not_utf8", "empty", "too_large",
+    }  # fmt: skip
 
 
-@pytest.mark.parametrize("keep_raw", [True, False])
-def test_only_invalid_keeps_just_bad_rows_with_coordinates(keep_raw):
-    (out,) = list(validate_batches(iter([_batch(PAYLOADS)]), keep_raw=keep_raw, only_invalid=True))
+def test_amount_and_time_conversions_are_exact():
+    (out,) = list(validate_batches(iter([_batch(PAYLOADS[:3])])))
     rows = out.to_pylist()
-    assert [r["offset"] for r in rows] == list(range(2, len(PAYLOADS)))
-    assert all(r["error_reason"] for r in rows)
-    assert [r["value"] for r in rows] == (PAYLOADS[2:] if keep_raw else [None] * len(rows))
+    assert [r["amount_cents"] for r in rows] == [300001, 300001, 7]
+    assert rows[0]["event_time_us"] == 1795885200123456
+    assert rows[1]["event_time_us"] == 1795885200000000  # 18:00+01:00 is 17:00Z
+    assert rows[2]["event_time_us"] < 0  # before the epoch
+
+
+def test_dlq_headers_name_reason_and_source():
+    headers = dict(dlq_headers("bad_amount", "amount=-5 must be > 0", "transactions", 2, 41))
+    assert headers == {
+        "error": b"bad_amount: amount=-5 must be > 0",
+        "error-reason": b"bad_amount",
+        "source-topic": b"transactions",
+        "source-partition": b"2",
+        "source-offset": b"41",
+    }
