@@ -117,13 +117,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sample(scraper: Scraper, t: float) -> Sample:
+def sample(scraper: Scraper, t: float, bootstrap: str) -> Sample:
     d, s, p = (scraper.get(name) for name in ("detector", "alert_sink", "producer"))
+    detector_rows = total(d, "fraud_detector_input_rows_total", query="alerts")
+    try:  # records on the topic that the detector has not finished a batch with
+        lag = max(0.0, sum(end_offsets(bootstrap, "transactions").values()) - detector_rows)
+    except Exception:
+        lag = total(d, "fraud_detector_consumer_lag", query="alerts")
     return Sample(
         t=t,
         produced=total(p, "fraud_producer_messages_total"),
-        detector_rows=total(d, "fraud_detector_input_rows_total", query="alerts"),
-        detector_lag=total(d, "fraud_detector_consumer_lag", query="alerts"),
+        detector_rows=detector_rows,
+        detector_lag=lag,
         alerts_stored=total(s, "fraud_sink_alerts_stored_total")
         + total(s, "fraud_sink_alerts_ignored_total"),
         sink_lag=total(s, "fraud_sink_consumer_lag"),
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.wait_metrics("producer", timeout=60)
         scraper = Scraper({n: stack.metrics_url(n) for n in ("detector", "alert_sink", "producer")})
         started = time.monotonic()
-        samples = [sample(scraper, 0.0)]
+        samples = [sample(scraper, 0.0, stack.bootstrap)]
         print(
             f"{'t(s)':>6} {'produced/s':>11} {'detector/s':>11} {'det lag':>9} "
             f"{'sink/s':>8} {'sink lag':>9} {'batch p50':>9}"
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         steady_sink: dict = {}
         while stack.services["producer"].running:
             time.sleep(args.interval)  # sampling period of a measurement, not a synchronisation
-            samples.append(sample(scraper, time.monotonic() - started))
+            samples.append(sample(scraper, time.monotonic() - started, stack.bootstrap))
             if not steady_sink and samples[-1].t >= args.warmup:
                 steady_sink = dict(scraper.last.get("alert_sink", {}))
             a, b = samples[-2], samples[-1]
@@ -218,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait(
                 lambda: (
-                    sample(scraper, 0).detector_rows >= produced_total
-                    and sample(scraper, 0).sink_lag == 0
+                    sample(scraper, 0, stack.bootstrap).detector_rows >= produced_total
+                    and sample(scraper, 0, stack.bootstrap).sink_lag == 0
                 ),
                 args.drain_timeout,
                 "drain",
