@@ -84,8 +84,8 @@ class KafkaBroker:
                     "format",
                     "--config",
                     str(config),
-                    "--cluster-id",
-                    _cluster_id(),
+                    # One argument: a random id may start with "-", which would read as a flag.
+                    f"--cluster-id={_cluster_id()}",
                     "--ignore-formatted",
                 ],
                 logs / "format.log",

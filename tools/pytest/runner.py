@@ -14,6 +14,8 @@ import pytest
 
 def main() -> int:
     args = ["-p", "no:cacheprovider", "-q", *sys.argv[1:]]
+    if os.environ.get("TEST_TMPDIR"):  # pytest's tmp_path inside the test's own tmp dir
+        args.append(f"--basetemp={os.environ['TEST_TMPDIR']}/pytest")
     xml = os.environ.get("XML_OUTPUT_FILE")
     if xml:
         args.append(f"--junitxml={xml}")
