@@ -20,10 +20,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
 from libs.cli.flags import flag, non_negative_int, positive_float
 from libs.cli.service import Shutdown, serve_metrics
+from libs.cli.startup import EXIT_STARTUP, StartupError, require_topics
 from libs.logging.structured import configure
 from libs.schemas.transaction import transaction_to_json
 from services.producer.delivery import DeliveryReports, Metrics, RateWindow, Totals
@@ -35,15 +36,10 @@ from services.producer.generator import (
 )
 
 SERVICE = "producer"
-EXIT_STARTUP = 2  # bad topic / unreachable broker
 EXIT_UNDELIVERED = 1  # delivery errors, or messages still queued at the flush deadline
 _EARLY = 0.002  # s: send up to this much ahead of schedule, so waits cover whole batches
 
 log = logging.getLogger("producer")
-
-
-class StartupError(Exception):
-    """The producer cannot start; the message says why and what to do."""
 
 
 # -- flags -------------------------------------------------------------------------------
@@ -169,27 +165,6 @@ def kafka_config(args: argparse.Namespace) -> dict[str, Any]:
 # -- startup -----------------------------------------------------------------------------
 
 
-def check_topic(producer: Producer, topic: str, bootstrap: str, timeout: float) -> int:
-    """Fail clearly unless the broker answers and `topic` exists; returns its partitions.
-
-    Lists all topics rather than asking for this one: a metadata request for a single
-    unknown topic can auto-create it on brokers that allow that.
-    """
-    try:
-        metadata = producer.list_topics(timeout=timeout)
-    except KafkaException as err:
-        raise StartupError(
-            f"cannot reach Kafka at {bootstrap} within {timeout:g} s ({err.args[0]}); "
-            "check --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS or start the local stack"
-        ) from None
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None:
-        raise StartupError(
-            f"topic {topic} does not exist on {bootstrap}; create it or run the local stack"
-        )
-    return len(found.partitions)
-
-
 # -- the send loop -----------------------------------------------------------------------
 
 
@@ -200,7 +175,9 @@ def run(args: argparse.Namespace, shutdown: Shutdown) -> int:
     metrics, totals = Metrics(), Totals()
     reports = DeliveryReports(metrics, totals)
     producer = Producer(kafka_config(args))
-    partitions = check_topic(producer, args.topic, args.bootstrap_servers, args.startup_timeout)
+    partitions = require_topics(
+        producer, [args.topic], args.bootstrap_servers, args.startup_timeout
+    )[args.topic]
     server = serve_metrics(args.metrics_port, metrics.registry)
 
     started_wall = datetime.now(UTC)

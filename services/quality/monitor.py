@@ -30,21 +30,17 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from libs.cli.flags import flag, non_negative_int, positive_float
 from libs.cli.service import Shutdown, serve_metrics
+from libs.cli.startup import EXIT_STARTUP, StartupError, require_topics
 from libs.logging.structured import configure
 from services.quality.metrics import QualityMetrics, Snapshot
 from services.quality.records import BadRecord, read_alert, read_transaction, read_truth
 from services.quality.report import SERVICE, build_report, iso, rounded, write_report
 from services.quality.scoring_book import BookSettings, ScoringBook, Totals
 
-EXIT_STARTUP = 2  # unreachable broker or a missing topic
 WINDOW_MISMATCH = "window_mismatch"  # alert window not one of ours: flags disagree
 _LOGGED_CONSUMER_ERRORS = 10
 
 log = logging.getLogger("quality")
-
-
-class StartupError(Exception):
-    """The monitor cannot start; the message says why and what to do."""
 
 
 # -- flags -------------------------------------------------------------------------------
@@ -136,24 +132,6 @@ def kafka_config(args: argparse.Namespace) -> dict[str, Any]:
         "enable.partition.eof": True,
         "logger": logging.getLogger("quality.librdkafka"),
     }
-
-
-def check_topics(consumer: Consumer, topics: Sequence[str], bootstrap: str, timeout: float):
-    """Fail clearly unless the broker answers and every topic exists (listing all topics
-    never auto-creates one)."""
-    try:
-        metadata = consumer.list_topics(timeout=timeout)
-    except KafkaException as err:
-        raise StartupError(
-            f"cannot reach Kafka at {bootstrap} within {timeout:g} s ({err.args[0]}); "
-            "check --bootstrap-servers / KAFKA_BOOTSTRAP_SERVERS or start the local stack"
-        ) from None
-    for topic in topics:
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None:
-            raise StartupError(
-                f"topic {topic} does not exist on {bootstrap}; create it or run the local stack"
-            )
 
 
 # -- the consume loop --------------------------------------------------------------------
@@ -340,7 +318,7 @@ def run(args: argparse.Namespace, shutdown: Shutdown) -> int:
     consumer = Consumer(kafka_config(args))
     topics = [args.transactions_topic, args.alerts_topic]
     try:
-        check_topics(consumer, topics, args.bootstrap_servers, args.startup_timeout)
+        require_topics(consumer, topics, args.bootstrap_servers, args.startup_timeout)
     except StartupError:
         consumer.close()
         raise
