@@ -25,6 +25,12 @@ import pyarrow as pa
 
 from libs.schemas.codec import DEFAULT_MAX_BYTES
 from libs.schemas.fields import InvalidRecord
+from libs.schemas.headers import (
+    DLQ_ERROR_HEADER,
+    DLQ_SOURCE_OFFSET_HEADER,
+    DLQ_SOURCE_PARTITION_HEADER,
+    DLQ_SOURCE_TOPIC_HEADER,
+)
 from libs.schemas.transaction import parse_transaction
 
 # Spark schema (DDL) of what `validate_batches` yields: every input row, `error_reason`
@@ -67,11 +73,11 @@ def dlq_headers(
 ) -> list[tuple[str, bytes]]:
     """DESIGN.md's DLQ headers (plus `error-reason`, the bare token, for routing)."""
     return [
-        ("error", f"{reason}: {detail}".encode()),
+        (DLQ_ERROR_HEADER, f"{reason}: {detail}".encode()),
         ("error-reason", reason.encode()),
-        ("source-topic", source_topic.encode()),
-        ("source-partition", str(partition).encode()),
-        ("source-offset", str(offset).encode()),
+        (DLQ_SOURCE_TOPIC_HEADER, source_topic.encode()),
+        (DLQ_SOURCE_PARTITION_HEADER, str(partition).encode()),
+        (DLQ_SOURCE_OFFSET_HEADER, str(offset).encode()),
     ]
 
 

@@ -46,6 +46,7 @@ from typing import Any
 
 from faker import Faker
 
+from libs.schemas.headers import FRAUD_LABEL_HEADER, FRAUD_PATTERN_HEADER
 from libs.schemas.transaction import Transaction
 
 HIGH_AMOUNT = "high_amount"
@@ -55,8 +56,6 @@ RAPID_FIRE = "rapid_fire"
 PATTERNS: tuple[str, ...] = (HIGH_AMOUNT, COUNTRY_HOP, RISKY_MERCHANT, RAPID_FIRE)
 
 # Ground truth travels in Kafka headers (DESIGN.md, topic `transactions`).
-FRAUD_LABEL_HEADER = "fraud-label"
-FRAUD_PATTERN_HEADER = "fraud-pattern"
 
 # Home countries and their currency, weighted. Only currencies worth roughly a US dollar
 # or more: the rules compare raw amounts with 3000, which would flag every yen laptop.

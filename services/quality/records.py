@@ -16,9 +16,7 @@ import orjson
 
 from libs.schemas.alert import parse_alert
 from libs.schemas.fields import InvalidRecord, Reason
-
-FRAUD_LABEL_HEADER = "fraud-label"
-FRAUD_PATTERN_HEADER = "fraud-pattern"
+from libs.schemas.headers import FRAUD_LABEL_HEADER, FRAUD_PATTERN_HEADER
 
 # Header value -> label as counted; anything else is "invalid", no header is "missing".
 _LABELS = {b"1": "1", b"0": "0"}
