@@ -42,21 +42,37 @@ def alerts_ddl(table: str = "alerts") -> str:
     )
 
 
-def alerts_upsert_sql(table: str = "alerts") -> str:
-    """INSERT ... ON CONFLICT DO UPDATE for one alert, with psycopg2 `%(name)s` parameters.
+def alerts_row_template() -> str:
+    """`(%(user_id)s, ...)`: one row of parameters, in column order."""
+    return "(" + ", ".join(f"%({c})s" for c in ALERT_COLUMNS) + ")"
 
-    Parameters are the keys of `alert_to_row`.
-    """
+
+def _upsert(table: str, values: str, returning: str = "") -> str:
     table = _checked_table(table)
     row_name = table.rsplit(".", 1)[-1]  # how the existing row is referenced in ON CONFLICT
     updates = [c for c in ALERT_COLUMNS if c not in PRIMARY_KEY]
     return (
         f"INSERT INTO {table} ({', '.join(ALERT_COLUMNS)})\n"
-        f"VALUES ({', '.join(f'%({c})s' for c in ALERT_COLUMNS)})\n"
+        f"VALUES {values}\n"
         f"ON CONFLICT ({', '.join(PRIMARY_KEY)}) DO UPDATE SET\n"
         + ",\n".join(f"    {c} = EXCLUDED.{c}" for c in updates)
         + f"\nWHERE {row_name}.version < EXCLUDED.version"
+        + (f"\nRETURNING {returning}" if returning else "")
     )
+
+
+def alerts_upsert_sql(table: str = "alerts") -> str:
+    """INSERT ... ON CONFLICT DO UPDATE for one alert, with psycopg2 `%(name)s` parameters.
+
+    Parameters are the keys of `alert_to_row`. An older or equal version changes nothing.
+    """
+    return _upsert(table, alerts_row_template())
+
+
+def alerts_upsert_many_sql(table: str = "alerts") -> str:
+    """The same upsert for psycopg2.extras.execute_values (`VALUES %s`, rows formatted with
+    `alerts_row_template()`); RETURNING names only the rows actually written."""
+    return _upsert(table, "%s", returning=", ".join(PRIMARY_KEY))
 
 
 def alert_to_row(alert: Alert) -> dict[str, Any]:

@@ -23,7 +23,12 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from libs.schemas.alert import Alert
-from libs.schemas.sql import ALERT_COLUMNS, alert_to_row, alerts_ddl, alerts_upsert_sql
+from libs.schemas.sql import (
+    alert_to_row,
+    alerts_ddl,
+    alerts_row_template,
+    alerts_upsert_many_sql,
+)
 
 # Connection defaults a DSN may override. Short timeouts and TCP keepalives make a dead
 # server an error within seconds instead of a hang; the consumer must keep polling.
@@ -70,20 +75,12 @@ class WriteResult:
 
 
 def upsert_many_sql(table: str) -> tuple[str, str]:
-    """(statement, row template) for psycopg2.extras.execute_values, from the one-row upsert.
+    """(statement, row template) for psycopg2.extras.execute_values.
 
     RETURNING lists only rows that were inserted or updated: a write the WHERE clause
     ignored (older or equal version) returns nothing.
     """
-    single = alerts_upsert_sql(table)
-    template = "(" + ", ".join(f"%({c})s" for c in ALERT_COLUMNS) + ")"
-    values = f"VALUES {template}"
-    if single.count(values) != 1:
-        raise RuntimeError(
-            f"libs.schemas.sql.alerts_upsert_sql no longer has one '{values[:40]}...' "
-            "clause; update services/alert_sink/store.py upsert_many_sql"
-        )
-    return single.replace(values, "VALUES %s") + "\nRETURNING user_id, window_start", template
+    return alerts_upsert_many_sql(table), alerts_row_template()
 
 
 def safe_dsn(dsn: str) -> str:
