@@ -126,6 +126,11 @@ def _num(n: float) -> str:
     return f"{n:,.0f}"
 
 
+def _ratio(value: float | None) -> str:
+    """A precision/recall for humans: '-' until there is anything to divide."""
+    return "-" if value is None or value != value else f"{value:.3f}"
+
+
 class Observer:
     """Reads the services' metrics and Kafka offsets into one summary."""
 
@@ -164,19 +169,19 @@ class Observer:
             "dlq": total(d, "fraud_detector_dlq_messages_total"),
             "alerts_stored": total(s, "fraud_sink_alerts_stored_total"),
             "sink_lag": total(s, "fraud_sink_consumer_lag"),
+            "sink_consumed": total(s, "fraud_sink_messages_consumed_total"),
             "db_errors": total(s, "fraud_sink_db_errors_total"),
             "latency_p50": histogram_quantile(s, "fraud_sink_e2e_latency_seconds", 0.50),
             "latency_p95": histogram_quantile(s, "fraud_sink_e2e_latency_seconds", 0.95),
             "latency_p99": histogram_quantile(s, "fraud_sink_e2e_latency_seconds", 0.99),
             "precision": q and total(q, "fraud_quality_precision"),
             "recall": q and total(q, "fraud_quality_recall"),
-            "quality": q,
         }
 
     def line(self, snap: dict) -> str:
         quality = ""
         if self.quality:
-            quality = f" | precision {snap['precision']:.2f} recall {snap['recall']:.2f}"
+            quality = f" | precision {_ratio(snap['precision'])} recall {_ratio(snap['recall'])}"
         p95 = snap["latency_p95"]
         return (
             f"[{snap['elapsed_s']:6.0f}s] produced {_num(snap['produced'])} "
@@ -188,26 +193,16 @@ class Observer:
         )
 
 
-def _patterns(quality: dict) -> dict[str, tuple[float, float]]:
-    patterns: dict[str, tuple[float, float]] = {}
-    for (name, labels), value in quality.items():
-        label = dict(labels).get("pattern")
-        if label is None:
-            continue
-        fraud, detected = patterns.get(label, (0.0, 0.0))
-        if name == "fraud_quality_fraud_windows_total":
-            patterns[label] = (fraud + value, detected)
-        elif name == "fraud_quality_detected_windows_total":
-            patterns[label] = (fraud, detected + value)
-    return patterns
-
-
-def report(snap: dict, quality: bool) -> dict:
+def report(snap: dict, produced: int, quality: dict | None) -> dict:
+    """The final figures; `quality` is the quality monitor's own report (None if not run)."""
     lat = {k: snap[f"latency_{k}"] for k in ("p50", "p95", "p99")}
+    fraud = int(snap["produced_fraud"])
+    if quality:
+        fraud = int(quality.get("totals", {}).get("transactions", {}).get("1", fraud))
     out = {
         "seconds": round(snap["elapsed_s"], 1),
-        "transactions_produced": int(snap["produced"]),
-        "fraud_transactions_produced": int(snap["produced_fraud"]),
+        "transactions_produced": produced,
+        "fraud_transactions_produced": fraud,
         "detector_rows": int(snap["detector_rows"]),
         "late_events_dropped": int(snap["late_dropped"]),
         "dlq_messages": int(snap["dlq"]),
@@ -217,15 +212,15 @@ def report(snap: dict, quality: bool) -> dict:
         "latency_seconds": {k: (None if v is None else round(v, 3)) for k, v in lat.items()},
     }
     if quality:
-        out["precision"] = round(snap["precision"], 4)
-        out["recall"] = round(snap["recall"], 4)
+        out["precision"] = quality.get("precision")
+        out["recall"] = quality.get("recall")
         out["fraud_windows_by_pattern"] = {
-            p: {
-                "fraud_windows": int(f),
-                "alerted": int(d),
-                "recall": round(d / f, 3) if f else None,
+            name: {
+                "fraud_windows": row.get("fraud_windows", 0),
+                "alerted": row.get("detected_windows", 0),
+                "recall": row.get("recall"),
             }
-            for p, (f, d) in sorted(_patterns(snap["quality"]).items())
+            for name, row in sorted(quality.get("patterns", {}).items())
         }
     return out
 
@@ -248,11 +243,14 @@ def print_report(rep: dict) -> None:
         + ", ".join(f"{k} {'-' if v is None else f'{v:.2f} s'}" for k, v in lat.items())
     )
     if "precision" in rep:
-        print(f"precision {rep['precision']:.3f}, recall {rep['recall']:.3f}")
+        print(
+            f"precision {_ratio(rep['precision'])}, recall {_ratio(rep['recall'])} "
+            "(fraud windows: a user's 60 s window holding a labelled transaction)"
+        )
         for pattern, row in rep["fraud_windows_by_pattern"].items():
             print(
                 f"  {pattern or '(none)':16s} fraud windows {row['fraud_windows']:>7,} "
-                f"alerted {row['alerted']:>7,}  recall {row['recall']}"
+                f"alerted {row['alerted']:>7,}  recall {_ratio(row['recall'])}"
             )
 
 
@@ -272,13 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep_data:
         stack.wipe()
     quality = not args.no_quality
+    quality_report = args.base_dir / "quality-report.json"
     try:
         print(f"starting Kafka, PostgreSQL, Prometheus under {args.base_dir} ...", flush=True)
         took = stack.start_infrastructure()
         print("  " + ", ".join(f"{k} ready in {v:.1f} s" for k, v in took.items()), flush=True)
         stack.start_service("alert_sink")
         if quality:
-            stack.start_service("quality")
+            stack.start_service("quality", ["--report-file", str(quality_report)])
         stack.start_service("detector")
         print("starting the detector (Spark) ...", flush=True)
         stack.wait_metrics("detector", timeout=180)
@@ -330,16 +329,24 @@ fraud pipeline running (logs: {args.base_dir / "logs"})
 
             def drained():
                 snap = observer.snapshot()
-                caught_up = snap["detector_rows"] >= produced and snap["sink_lag"] == 0
+                caught_up = (
+                    snap["detector_rows"] >= produced
+                    and snap["sink_consumed"] >= snap["alerts_emitted"]
+                    and snap["sink_lag"] == 0
+                )
                 return caught_up and snap
 
             wait(drained, args.drain_timeout, "pipeline drained", interval=1.0)
         except TimeoutError as err:
             print(f"warning: {err}; reporting what was done", file=sys.stderr)
     snap = observer.snapshot()
+    produced_total = sum(end_offsets(stack.bootstrap, "transactions").values())
+    quality_figures = None
     if quality:
-        stack.stop_service("quality")  # scores the windows still open
-    rep = report(snap, quality)
+        stack.stop_service("quality")  # scores the windows still open, writes its report
+        if quality_report.exists():
+            quality_figures = json.loads(quality_report.read_text())
+    rep = report(snap, produced_total, quality_figures)
     stack.stop()
     print_report(rep)
     if args.report_file:
