@@ -20,8 +20,8 @@ from pathlib import Path
 from infra.components.kafka_io import end_offsets
 from infra.components.metrics_scrape import Scraper, histogram_quantile, total
 from infra.components.process import ComponentError
-from infra.stack import Ports, Stack, wait
-from libs.cli.flags import flag, non_negative_int, positive_float, switch
+from infra.stack import DetectorSettings, Ports, Stack, wait
+from libs.cli.flags import flag, positive_float, switch
 from libs.cli.service import Shutdown
 
 
@@ -97,22 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=str,
         help="also write the final report as JSON here",
     )
-    flag(
-        parser,
-        "--spark-master",
-        env="SPARK_MASTER",
-        default="local[2]",
-        help="Spark master for the detector",
-    )
-    flag(
-        parser,
-        "--shuffle-partitions",
-        env="FRAUD_DETECTOR_SHUFFLE_PARTITIONS",
-        default=4,
-        type=non_negative_int,
-        help="detector state partitions",
-    )
-    switch(parser, "--spark-ui", env="FRAUD_DETECTOR_UI", help="serve the Spark UI on :4040")
+    DetectorSettings.add_flags(parser)
     switch(
         parser,
         "--no-quality",
@@ -261,11 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(
         base_dir=args.base_dir,
         ports=ports,
-        detector_env={
-            "SPARK_MASTER": args.spark_master,
-            "FRAUD_DETECTOR_SHUFFLE_PARTITIONS": str(args.shuffle_partitions),
-            "FRAUD_DETECTOR_UI": "1" if args.spark_ui else "",
-        },
+        detector=DetectorSettings.from_args(args),
     )
     if not args.keep_data:
         stack.wipe()
@@ -323,9 +304,9 @@ fraud pipeline running (logs: {args.base_dir / "logs"})
 
     print("stopping the producer and draining the pipeline ...", flush=True)
     stack.stop_service("producer")
+    produced = sum(end_offsets(stack.bootstrap, "transactions").values())
     if status == 0:
         try:
-            produced = sum(end_offsets(stack.bootstrap, "transactions").values())
 
             def drained():
                 snap = observer.snapshot()
@@ -340,13 +321,12 @@ fraud pipeline running (logs: {args.base_dir / "logs"})
         except TimeoutError as err:
             print(f"warning: {err}; reporting what was done", file=sys.stderr)
     snap = observer.snapshot()
-    produced_total = sum(end_offsets(stack.bootstrap, "transactions").values())
     quality_figures = None
     if quality:
         stack.stop_service("quality")  # scores the windows still open, writes its report
         if quality_report.exists():
             quality_figures = json.loads(quality_report.read_text())
-    rep = report(snap, produced_total, quality_figures)
+    rep = report(snap, produced, quality_figures)
     stack.stop()
     print_report(rep)
     if args.report_file:

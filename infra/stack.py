@@ -9,6 +9,7 @@ documented environment variables.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import time
@@ -22,8 +23,16 @@ from infra.components.metrics_scrape import scrape, total
 from infra.components.postgres import PostgresServer
 from infra.components.process import ComponentError, ManagedProcess, free_port, port_open
 from infra.components.prometheus import PrometheusServer, scrape_config
+from libs.cli.flags import flag, non_negative_int, switch
 
 TOPICS = {"transactions": 3, "fraud_alerts": 3, "transactions.dlq": 1, "fraud_alerts.dlq": 1}
+# Each service's metrics-port variable (the port itself comes from `Ports`).
+METRICS_PORT_ENV = {
+    "producer": "FRAUD_PRODUCER_METRICS_PORT",
+    "detector": "FRAUD_DETECTOR_METRICS_PORT",
+    "alert_sink": "FRAUD_SINK_METRICS_PORT",
+    "quality": "FRAUD_QUALITY_METRICS_PORT",
+}
 SERVICES = {
     "producer": "services/producer/producer",
     "detector": "services/detector/detector",
@@ -49,14 +58,71 @@ class Ports:
         return cls(*(free_port() for _ in range(7)))
 
 
+@dataclass(frozen=True)
+class DetectorSettings:
+    """How the stack runs the detector; the same flags for the local stack and the bench."""
+
+    master: str = "local[2]"
+    shuffle_partitions: int = 4
+    driver_memory: str = "2g"
+    max_offsets_per_trigger: int = 0
+    ui: bool = False
+
+    @staticmethod
+    def add_flags(parser: argparse.ArgumentParser) -> None:
+        flag(
+            parser,
+            "--spark-master",
+            env="SPARK_MASTER",
+            default="local[2]",
+            help="Spark master for the detector",
+        )
+        flag(
+            parser,
+            "--shuffle-partitions",
+            env="FRAUD_DETECTOR_SHUFFLE_PARTITIONS",
+            default=4,
+            type=non_negative_int,
+            help="detector state partitions",
+        )
+        flag(
+            parser,
+            "--max-offsets-per-trigger",
+            env="FRAUD_DETECTOR_MAX_OFFSETS_PER_TRIGGER",
+            default=0,
+            type=non_negative_int,
+            help="detector micro-batch cap (0: none)",
+        )
+        switch(parser, "--spark-ui", env="FRAUD_DETECTOR_UI", help="serve the Spark UI on :4040")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DetectorSettings:
+        return cls(
+            master=args.spark_master,
+            shuffle_partitions=args.shuffle_partitions,
+            max_offsets_per_trigger=args.max_offsets_per_trigger,
+            ui=args.spark_ui,
+        )
+
+    def env(self) -> dict[str, str]:
+        """The detector's own environment variables for these settings."""
+        return {
+            "SPARK_MASTER": self.master,
+            "FRAUD_DETECTOR_SHUFFLE_PARTITIONS": str(self.shuffle_partitions),
+            "FRAUD_DETECTOR_DRIVER_MEMORY": self.driver_memory,
+            "FRAUD_DETECTOR_MAX_OFFSETS_PER_TRIGGER": str(self.max_offsets_per_trigger),
+            "FRAUD_DETECTOR_UI": "1" if self.ui else "",
+        }
+
+
 @dataclass
 class Stack:
     base_dir: Path
     ports: Ports = field(default_factory=Ports)
     partitions: int = 3
     scrape_interval: str = "2s"
-    detector_env: dict[str, str] = field(default_factory=dict)
-    sink_env: dict[str, str] = field(default_factory=dict)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    service_env: dict[str, str] = field(default_factory=dict)  # every service, e.g. log level
     kafka: KafkaBroker | None = None
     postgres: PostgresServer | None = None
     prometheus: PrometheusServer | None = None
@@ -71,14 +137,16 @@ class Stack:
         assert self.postgres is not None
         return self.postgres.dsn
 
-    def metrics_url(self, service: str) -> str:
-        port = {
+    def metrics_port(self, service: str) -> int:
+        return {
             "producer": self.ports.producer,
             "alert_sink": self.ports.sink,
             "detector": self.ports.detector,
             "quality": self.ports.quality,
         }[service]
-        return f"http://127.0.0.1:{port}/metrics"
+
+    def metrics_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.metrics_port(service)}/metrics"
 
     # --- infrastructure -------------------------------------------------------------
 
@@ -95,12 +163,7 @@ class Stack:
         )
         took["postgres"] = self.postgres.start()
         if prometheus:
-            jobs = {
-                "producer": [f"127.0.0.1:{self.ports.producer}"],
-                "detector": [f"127.0.0.1:{self.ports.detector}"],
-                "alert_sink": [f"127.0.0.1:{self.ports.sink}"],
-                "quality": [f"127.0.0.1:{self.ports.quality}"],
-            }
+            jobs = {name: [f"127.0.0.1:{self.metrics_port(name)}"] for name in SERVICES}
             self.prometheus = PrometheusServer(
                 data_dir=self.base_dir / "prometheus",
                 config_text=scrape_config(jobs, interval=self.scrape_interval),
@@ -116,12 +179,10 @@ class Stack:
         env |= {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "FRAUD_POSTGRES_DSN": self.dsn,
-            "FRAUD_PRODUCER_METRICS_PORT": str(self.ports.producer),
-            "FRAUD_SINK_METRICS_PORT": str(self.ports.sink),
-            "FRAUD_DETECTOR_METRICS_PORT": str(self.ports.detector),
-            "FRAUD_QUALITY_METRICS_PORT": str(self.ports.quality),
+            **{var: str(self.metrics_port(name)) for name, var in METRICS_PORT_ENV.items()},
             "FRAUD_DETECTOR_CHECKPOINT_DIR": str(self.base_dir / "detector-checkpoints"),
         }
+        env |= self.service_env
         env |= extra
         return env
 
@@ -132,7 +193,7 @@ class Stack:
         binary = locate.runfiles_root() / "_main" / SERVICES[name]
         if not binary.exists():
             raise ComponentError(f"{name}: binary {binary} is not in the runfiles (data dep?)")
-        defaults = {"detector": self.detector_env, "alert_sink": self.sink_env}.get(name, {})
+        defaults = self.detector.env() if name == "detector" else {}
         proc = ManagedProcess(
             name,
             [str(binary), *(args or [])],
@@ -152,7 +213,7 @@ class Stack:
                 timeout,
                 "running its streaming queries",
             )
-        port = int(url.split(":")[2].split("/")[0])
+        port = self.metrics_port(name)
         return self.services[name].wait_until(lambda: port_open(port), timeout, "serving metrics")
 
     def stop_service(self, name: str, timeout: float = 60.0) -> int | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg2
 
-from infra.stack import Ports, Stack
+from infra.stack import DetectorSettings, Ports, Stack
 from libs.schemas.transaction import Transaction, transaction_to_json
 from services.producer.generator import GeneratorConfig, generate
 
@@ -193,11 +193,7 @@ def e2e_stack(name: str) -> Iterator[Stack]:
         base_dir=base,
         ports=Ports.free(),
         scrape_interval="1s",
-        detector_env={
-            "SPARK_MASTER": "local[2]",
-            "FRAUD_DETECTOR_SHUFFLE_PARTITIONS": "2",
-            "FRAUD_DETECTOR_DRIVER_MEMORY": "1g",
-        },
+        detector=DetectorSettings(shuffle_partitions=2, driver_memory="1g"),
     )
     try:
         stack.start_infrastructure(prometheus=name == "exact")

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -374,3 +374,13 @@ class SinkProcess:
     def ensure_stopped(self) -> None:
         if self.popen is not None and self.popen.poll() is None:
             self.kill()
+
+
+def kafka_and_postgres(tmp_path_factory) -> Iterator[tuple[KafkaBroker, PostgresServer]]:
+    """Module fixture body shared by the integration tests: a broker with the alert and
+    DLQ topics, and a PostgreSQL server; both torn down afterwards."""
+    kafka = start_kafka(tmp_path_factory.mktemp("kafka"), {TOPIC: 3, DLQ_TOPIC: 1})
+    postgres = start_postgres()
+    yield kafka, postgres
+    kafka.stop()
+    postgres.destroy()

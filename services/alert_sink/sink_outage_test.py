@@ -14,13 +14,7 @@ from services.alert_sink import harness
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    kafka = harness.start_kafka(
-        tmp_path_factory.mktemp("kafka"), {harness.TOPIC: 3, harness.DLQ_TOPIC: 1}
-    )
-    postgres = harness.start_postgres()
-    yield kafka, postgres
-    kafka.stop()
-    postgres.destroy()
+    yield from harness.kafka_and_postgres(tmp_path_factory)
 
 
 def _wait_stored(kafka, postgres, stream, sink, what):

@@ -187,47 +187,35 @@ def main(argv: list[str] | None = None) -> int:
     spark.streams.addListener(MetricsListener())
     window_cfg = pipeline.WindowConfig(window=args.window, watermark=args.watermark)
 
-    def source():
-        return pipeline.read_kafka(
-            spark,
-            args.bootstrap_servers,
-            args.input_topic,
-            args.starting_offsets,
-            args.max_offsets_per_trigger,
-        )
-
-    def kafka_sink(df, name: str, topic: str, mode: str, interval: str):
-        # Alerts go through Spark's Kafka sink (at-least-once; the sink's upsert makes a
-        # repeated version harmless). Bad records are published by the validator itself.
-        return (
-            df.writeStream.format("kafka")
-            .queryName(name)
-            .outputMode(mode)
-            .option("kafka.bootstrap.servers", args.bootstrap_servers)
-            .option("kafka.compression.type", "lz4")
-            .option("kafka.linger.ms", "5")
-            .option("topic", topic)
-            .option("checkpointLocation", str(args.checkpoint_dir / name))
-            .trigger(processingTime=interval)
-            .start()
-        )
-
+    raw = pipeline.read_kafka(
+        spark,
+        args.bootstrap_servers,
+        args.input_topic,
+        args.starting_offsets,
+        args.max_offsets_per_trigger,
+    )
     dead_letters = DeadLetters(args.bootstrap_servers, args.dlq_topic, args.input_topic)
     valid = pipeline.observe_dlq(
-        pipeline.validated(source(), max_bytes=args.max_record_bytes, dead_letters=dead_letters)
+        pipeline.validated(raw, max_bytes=args.max_record_bytes, dead_letters=dead_letters)
     )
     alerts = pipeline.observe_alerts(
         pipeline.scored_alerts(pipeline.window_aggregates(valid, window_cfg), scoring)
     )
-    queries = [
-        kafka_sink(
-            pipeline.alert_messages(alerts),
-            "alerts",
-            args.alerts_topic,
-            "update",
-            args.trigger_interval,
-        ),
-    ]
+    # Alerts go through Spark's Kafka sink (at-least-once; the sink's upsert makes a repeated
+    # version harmless). Bad records were published by the validator on the way.
+    query = (
+        pipeline.alert_messages(alerts)
+        .writeStream.format("kafka")
+        .queryName("alerts")
+        .outputMode("update")
+        .option("kafka.bootstrap.servers", args.bootstrap_servers)
+        .option("kafka.compression.type", "lz4")
+        .option("kafka.linger.ms", "5")
+        .option("topic", args.alerts_topic)
+        .option("checkpointLocation", str(args.checkpoint_dir / "alerts"))
+        .trigger(processingTime=args.trigger_interval)
+        .start()
+    )
     READY.set(1)
     log.info(
         "detector running",
@@ -242,18 +230,13 @@ def main(argv: list[str] | None = None) -> int:
 
     status = 0
     while not shutdown.requested:
-        failed = [q for q in queries if not q.isActive]
-        if failed:
-            for query in failed:
-                log.error(
-                    "query stopped", extra={"query": query.name, "error": str(query.exception())}
-                )
+        if not query.isActive:
+            log.error("query stopped", extra={"query": query.name, "error": str(query.exception())})
             status = 1
             break
         shutdown.wait(1.0)
     log.info("stopping", extra={"signal": shutdown.signal_name})
-    for query in queries:
-        query.stop()
+    query.stop()
     spark.stop()
     log.info("stopped")
     return status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -87,8 +88,6 @@ def record_progress(progress: dict[str, Any], last_batch: dict[str, int]) -> Non
         STATE_ROWS.set(sum(int(op.get("numRowsTotal") or 0) for op in operators))
     watermark = (progress.get("eventTime") or {}).get("watermark")
     if watermark:
-        from datetime import datetime
-
         WATERMARK.set(datetime.fromisoformat(watermark.replace("Z", "+00:00")).timestamp())
     observed = progress.get("observedMetrics") or {}
     if "alerts" in observed:

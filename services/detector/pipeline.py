@@ -143,8 +143,8 @@ def observe_dlq(validated_rows: DataFrame) -> DataFrame:
 
 
 def observe_alerts(alerts: DataFrame) -> DataFrame:
-    """Count emitted alert versions and new alerts (version seen for the first time is not
-    knowable here; `alerts` counts every emitted version) per micro-batch."""
+    """Count the alert versions each micro-batch emits, and the flags raised in them (read
+    back by the metrics listener as the observed metrics named `alerts`)."""
     return alerts.observe(
         "alerts",
         F.count(F.lit(1)).alias("alerts"),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from infra.components.kafka_io import end_offsets
 from infra.components.metrics_scrape import Scraper, histogram_quantile, total
-from infra.stack import Ports, Stack, wait
+from infra.stack import DetectorSettings, Ports, Stack, wait
 from libs.cli.flags import flag, non_negative_int, positive_float, switch
 
 
@@ -88,30 +88,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=non_negative_int,
         help="partitions of the topics",
     )
-    flag(parser, "--spark-master", env="SPARK_MASTER", default="local[2]", help="detector master")
-    flag(
-        parser,
-        "--shuffle-partitions",
-        env="FRAUD_DETECTOR_SHUFFLE_PARTITIONS",
-        default=4,
-        type=non_negative_int,
-        help="detector state partitions",
-    )
-    flag(
-        parser,
-        "--max-offsets-per-trigger",
-        env="FRAUD_DETECTOR_MAX_OFFSETS_PER_TRIGGER",
-        default=0,
-        type=non_negative_int,
-        help="detector micro-batch cap (0: none)",
-    )
+    DetectorSettings.add_flags(parser)
     switch(parser, "--quality", env="FRAUD_BENCH_QUALITY", help="also run the quality monitor")
     flag(
         parser,
         "--log-level",
         env="FRAUD_BENCH_LOG_LEVEL",
         default="WARNING",
-        help="log level of the services (DEBUG shows every detector batch)",
+        help="log level of the services",
     )
     flag(parser, "--json", env="FRAUD_BENCH_JSON", default="", help="write the results here")
     return parser.parse_args(argv)
@@ -182,12 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         base_dir=base,
         ports=Ports.free(),
         partitions=args.partitions,
-        detector_env={
-            "SPARK_MASTER": args.spark_master,
-            "FRAUD_DETECTOR_SHUFFLE_PARTITIONS": str(args.shuffle_partitions),
-            "FRAUD_DETECTOR_MAX_OFFSETS_PER_TRIGGER": str(args.max_offsets_per_trigger),
-            "FRAUD_LOG_LEVEL": args.log_level,
-        },
+        detector=DetectorSettings.from_args(args),
+        service_env={"FRAUD_LOG_LEVEL": args.log_level},
     )
     try:
         stack.start_infrastructure(prometheus=False)
