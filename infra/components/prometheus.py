@@ -18,9 +18,17 @@ from infra.components import locate
 from infra.components.process import ComponentError, ManagedProcess, ensure_port_free, free_port
 
 
-def scrape_config(jobs: Mapping[str, Sequence[str]], interval: str = "5s") -> str:
-    """prometheus.yml text scraping each job's targets (host:port) every `interval`."""
+def scrape_config(
+    jobs: Mapping[str, Sequence[str]],
+    interval: str = "5s",
+    rule_files: Sequence[str | Path] = (),
+) -> str:
+    """prometheus.yml text scraping each job's targets (host:port) every `interval` and
+    evaluating `rule_files` (paths or globs; recording and alerting rules) as often."""
     lines = ["global:", f"  scrape_interval: {interval}", f"  evaluation_interval: {interval}"]
+    if rule_files:
+        lines.append("rule_files:")
+        lines += [f"  - {json.dumps(str(path))}" for path in rule_files]
     lines.append("scrape_configs:")
     for job, targets in jobs.items():
         lines += [
@@ -82,6 +90,10 @@ class PrometheusServer:
     def query(self, promql: str) -> list[dict]:
         """Instant query; returns the result vector."""
         return self.api("query", query=promql)["result"]
+
+    def rule_groups(self) -> list[dict]:
+        """The loaded rule groups, each with its rules and their health."""
+        return self.api("rules")["groups"]
 
     def targets_up(self) -> dict[str, str]:
         """scrapeUrl -> health for every active target."""

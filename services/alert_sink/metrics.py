@@ -6,11 +6,15 @@ a sink in-process more than once without "duplicated timeseries" errors.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import combinations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from libs.schemas.alert import Alert
 from libs.schemas.fields import Reason
+from libs.scoring.rules import RULES, ScoringConfig
 from services.alert_sink.dlq import DB_REJECTED
 from services.alert_sink.store import ERROR_KINDS
 
@@ -40,6 +44,15 @@ E2E_BUCKETS = (
     60,
     120,
 )  # fine around 1-3 s, where the p95 goal (2 s) lies
+
+
+def alert_scores(config: ScoringConfig | None = None) -> list[int]:
+    """Every fraud_score an alert can have under `config` (the documented defaults: 2-5):
+    sums of rule weights that reach the alert threshold."""
+    config = config or ScoringConfig()
+    weights = [rule.weight(config) for rule in RULES]
+    sums = {sum(c) for n in range(len(weights) + 1) for c in combinations(weights, n)}
+    return sorted(s for s in sums if s >= config.alert_threshold)
 
 
 @dataclass
@@ -102,6 +115,12 @@ class SinkMetrics:
             buckets=E2E_BUCKETS,
             registry=r,
         )
+        self.alerts_by_score = Counter(
+            "fraud_sink_alerts_by_score",
+            "Alert rows written to PostgreSQL, by fraud_score (the score distribution).",
+            ["score"],
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "fraud_sink_consumer_lag",
             "High watermark minus committed offset, per assigned partition.",
@@ -116,3 +135,11 @@ class SinkMetrics:
             self.db_errors.labels(kind=kind)
         for reason in [*Reason, DB_REJECTED]:
             self.dlq.labels(reason=str(reason))
+        for score in alert_scores():
+            self.alerts_by_score.labels(score=str(score))
+
+    def record_stored(self, alerts: Iterable[Alert], committed_at: float) -> None:
+        """Per row the database took: its end-to-end latency and its score."""
+        for alert in alerts:
+            self.e2e_latency.observe(max(0.0, committed_at - alert.last_event_time.timestamp()))
+            self.alerts_by_score.labels(score=str(alert.fraud_score)).inc()

@@ -187,9 +187,7 @@ class Sink:
         m.stored.inc(len(result.stored))
         written_or_refused = len(result.stored) + len(result.rejected)
         m.ignored.inc(batch.superseded + len(batch.latest) - written_or_refused)
-        for alert in result.stored:
-            latency = result.committed_at - alert.last_event_time.timestamp()
-            m.e2e_latency.observe(max(0.0, latency))
+        m.record_stored(result.stored, result.committed_at)
         self.log.debug(
             "batch written",
             extra={

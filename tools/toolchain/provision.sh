@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the offline Bazel toolchain root: Debian sid with bazel-bootstrap 7.7.1 and its
-# bzlmod rule sets, Python 3.11 and OpenJDK 17 from bookworm, the host's CA trust, stub
+# bzlmod rule sets, Python 3.11, OpenJDK 17 and podman from bookworm, the host's CA trust, stub
 # modules for what Debian does not package, and /etc/bazel.bazelrc with the overrides.
 # Usage: provision.sh ROOT   (tools/bazel calls it; the hash of this folder names ROOT)
 set -euo pipefail
@@ -33,6 +33,11 @@ packages=(
   bazel-rules-license bazel-rules-proto bazel-features
   ca-certificates ca-certificates-java python3.11 openjdk-17-jdk-headless
   procps unzip xz-utils binutils zstd git
+  # Containers (image tests, load, compose): bookworm's podman, like the hosts it shares
+  # /var/lib/containers with, and a loopback OCI registry and skopeo for push tests.
+  podman/bookworm runc/bookworm conmon/bookworm netavark/bookworm aardvark-dns/bookworm
+  golang-github-containers-common/bookworm golang-github-containers-image/bookworm
+  skopeo/bookworm docker-registry/bookworm iptables
 )
 
 tmp="$root.tmp.$$"
@@ -58,6 +63,8 @@ fi
 mkdir -p "$tmp/opt/fraud-toolchain"
 cp -r "$here/files/stubs" "$tmp/opt/fraud-toolchain/stubs"
 cp "$here/files/bazel.bazelrc" "$tmp/etc/bazel.bazelrc"
+# Podman on these kernels: runc (crun fails on their cgroups), cgroupfs, no ulimits.
+cp "$here/files/containers.conf" "$tmp/etc/containers/containers.conf"
 
 # The local Python 3.11 stands in for rules_python's downloaded interpreter.
 py="$tmp/opt/fraud-toolchain/python3_11"
