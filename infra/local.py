@@ -20,6 +20,7 @@ from pathlib import Path
 from infra.components.kafka_io import end_offsets
 from infra.components.metrics_scrape import Scraper, histogram_quantile, total
 from infra.components.process import ComponentError
+from infra.prometheus.rules import rule_files
 from infra.stack import DetectorSettings, Ports, Stack, wait
 from libs.cli.flags import flag, positive_float, switch
 from libs.cli.service import Shutdown
@@ -243,10 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     shutdown = Shutdown().install()
     ports = Ports.free() if args.any_ports else Ports()
+    try:
+        rules = rule_files()  # the recording and alerting rules of infra/prometheus
+    except ComponentError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     stack = Stack(
         base_dir=args.base_dir,
         ports=ports,
         detector=DetectorSettings.from_args(args),
+        rule_files=rules,
     )
     if not args.keep_data:
         stack.wipe()
@@ -271,12 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop()
         return 1
 
+    prometheus = stack.prometheus.url if stack.prometheus else "-"
+    rule_names = ", ".join(r.name for r in rules)
     print(
         f"""
 fraud pipeline running (logs: {args.base_dir / "logs"})
   Kafka        {stack.bootstrap}   topics: transactions, fraud_alerts, transactions.dlq
   PostgreSQL   psql "{stack.dsn}" -c 'select * from alerts order by window_start desc limit 10'
-  Prometheus   {stack.prometheus.url if stack.prometheus else "-"}
+  Prometheus   {prometheus}   rules {rule_names} (alerts: {prometheus}/alerts)
   metrics      producer :{ports.producer}  alert sink :{ports.sink}  detector :{ports.detector}"""
         + (f"  quality :{ports.quality}" if quality else "")
         + ("\n  Spark UI     http://127.0.0.1:4040" if args.spark_ui else "")

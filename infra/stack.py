@@ -24,8 +24,8 @@ from infra.components.postgres import PostgresServer
 from infra.components.process import ComponentError, ManagedProcess, free_port, port_open
 from infra.components.prometheus import PrometheusServer, scrape_config
 from libs.cli.flags import flag, non_negative_int, switch
+from libs.schemas.topics import TOPICS
 
-TOPICS = {"transactions": 3, "fraud_alerts": 3, "transactions.dlq": 1, "fraud_alerts.dlq": 1}
 # Each service's metrics-port variable (the port itself comes from `Ports`).
 METRICS_PORT_ENV = {
     "producer": "FRAUD_PRODUCER_METRICS_PORT",

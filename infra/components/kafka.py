@@ -44,6 +44,13 @@ class KafkaBroker:
     partitions: int = 1
     heap: str = "512m"
     log_level: str = "WARN"
+    # Where clients connect: tests bind and advertise loopback. A container binds every
+    # interface, advertises the host's name for `port`, and adds an `internal` listener
+    # (host, port) that other containers reach it by.
+    bind_host: str = "127.0.0.1"
+    advertised_host: str = "127.0.0.1"
+    internal: tuple[str, int] | None = None
+    log_path: Path | None = None  # the broker's output (default: data_dir/logs/broker.log)
     process: ManagedProcess | None = field(default=None, repr=False)
 
     @property
@@ -98,7 +105,7 @@ class KafkaBroker:
                     + (fmt.log_path.read_text(errors="replace")[-3000:])
                 )
         self.process = ManagedProcess(
-            "Kafka broker", [*jvm, "kafka.Kafka", str(config)], logs / "broker.log"
+            "Kafka broker", [*jvm, "kafka.Kafka", str(config)], self.log_path or logs / "broker.log"
         )
         self.process.start()
         return self.process.wait_until(self._serves_metadata, timeout, "serving metadata")
@@ -118,9 +125,9 @@ class KafkaBroker:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
+            "listeners": f"PLAINTEXT://{self.bind_host}:{self.port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://{self.advertised_host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
@@ -135,6 +142,11 @@ class KafkaBroker:
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self.internal is not None:
+            host, port = self.internal
+            props["listeners"] += f",INTERNAL://{self.bind_host}:{port}"
+            props["advertised.listeners"] += f",INTERNAL://{host}:{port}"
+            props["listener.security.protocol.map"] += ",INTERNAL:PLAINTEXT"
         path = self.data_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path

@@ -49,6 +49,8 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
+    if path.exists() and not path.is_file():  # /dev/stdout in a container: already shown
+        return f"(see {path})"
     try:
         text = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:

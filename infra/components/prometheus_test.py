@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
@@ -51,3 +52,47 @@ def test_scrapes_exporter_and_answers_queries(tmp_path, exporter):
 def test_scrape_config_lists_every_job():
     text = scrape_config({"producer": ["127.0.0.1:8000"], "sink": ["127.0.0.1:8001"]})
     assert 'job_name: "producer"' in text and 'targets: ["127.0.0.1:8001"]' in text
+    assert "rule_files" not in text
+
+
+def test_scrape_config_lists_rule_files():
+    text = scrape_config(
+        {"producer": ["127.0.0.1:8000"]}, rule_files=[Path("/r/a.yml"), "/r/*.yml"]
+    )
+    assert 'rule_files:\n  - "/r/a.yml"\n  - "/r/*.yml"\nscrape_configs:' in text
+
+
+def test_evaluates_rule_files(tmp_path, exporter):
+    port, counter = exporter
+    counter.labels(kind="ruled").inc(3)
+    rules = tmp_path / "rules.yml"
+    rules.write_text(
+        """groups:
+  - name: test
+    rules:
+      - record: kind:fraud_test_events:sum
+        expr: sum by (kind) (fraud_test_events_total)
+      - alert: FraudTestEventsSeen
+        expr: fraud_test_events_total > 0
+"""
+    )
+    prom = PrometheusServer(
+        data_dir=tmp_path / "prom",
+        config_text=scrape_config(
+            {"exporter": [f"127.0.0.1:{port}"]}, interval="1s", rule_files=[rules]
+        ),
+    )
+    prom.start()
+    try:
+        deadline = time.monotonic() + 60
+        result: list[dict] = []
+        while time.monotonic() < deadline:
+            result = prom.query('kind:fraud_test_events:sum{kind="ruled"}')
+            if result:
+                break
+            time.sleep(0.5)
+        assert [float(r["value"][1]) for r in result] == [3.0]
+        loaded = {r["name"]: r["health"] for g in prom.rule_groups() for r in g["rules"]}
+        assert loaded == {"kind:fraud_test_events:sum": "ok", "FraudTestEventsSeen": "ok"}
+    finally:
+        prom.stop()

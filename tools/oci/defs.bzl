@@ -15,6 +15,7 @@ rules_oci's vocabulary, so a reader who knows it is at home:
 | (rules_python py layers)  | `py_app_layer`: a py_binary's third-party or own code |
 """
 
+load("@rules_python//python:defs.bzl", "py_binary")
 load("//tools/pytest:defs.bzl", "pytest_test")
 
 LayerInfo = provider(
@@ -296,7 +297,15 @@ VERSION = "0.1.0"  # keep in step with MODULE.bazel
 
 APP_USER = "65532:65532"  # `app` in //tools/oci/base:os; distroless's nonroot id
 
-def py_image(name, binary, module, description, base = "//tools/oci/base:python", env = {}, **kwargs):
+def py_image(
+        name,
+        binary,
+        module,
+        description,
+        base = "//tools/oci/base:python",
+        env = {},
+        extra_layers = [],
+        **kwargs):
     """A Python service image: `base`, then the binary's third-party packages, then its own
     code, run as `python3.11 -m module` by the non-root `app` user.
 
@@ -307,14 +316,16 @@ def py_image(name, binary, module, description, base = "//tools/oci/base:python"
         description: one line for the image's description label.
         base: an oci_image with Python 3.11 at /usr/bin/python3.11.
         env: extra environment (overrides the defaults here).
+        extra_layers: layers between the base and the Python ones (packages, folders).
         **kwargs: passed to oci_image (exposed_ports, cmd, ...).
     """
+    kwargs.setdefault("visibility", ["//visibility:public"])  # push_all, compose, tests
     py_app_layer(name = name + "_third_party", binary = binary, part = "third_party")
     py_app_layer(name = name + "_app", binary = binary, part = "app")
     oci_image(
         name = name,
         base = base,
-        layers = [name + "_third_party", name + "_app"],
+        layers = extra_layers + [name + "_third_party", name + "_app"],
         entrypoint = ["/usr/bin/python3.11", "-m", module],
         env = dict({
             "PYTHONPATH": "/opt/app:/opt/app/site-packages",
@@ -389,5 +400,25 @@ def oci_image_tests(name, image, loader, layers, files, shell = False, **kwargs)
             "LAYER_SPECS": " ".join(["$(rootpath %s)" % spec for spec in specs]),
         },
         deps = ["//tools/oci:image_lib"],
+        **kwargs
+    )
+
+def oci_push(name, images, **kwargs):
+    """`bazel run :<name> -- --repository R --tag T` pushes the image to any OCI registry
+    (one image; `--repository-prefix P` pushes each to P/<image name>), with credentials
+    from the usual docker or podman config, and prints each pushed digest.
+
+    Args:
+        name: the push target.
+        images: image name -> oci_image, e.g. {"producer": ":image"}.
+        **kwargs: passed to the py_binary.
+    """
+    py_binary(
+        name = name,
+        srcs = ["//tools/oci/push:push.py"],
+        main = "//tools/oci/push:push.py",
+        args = ["--image=%s=$(rootpath %s)" % (image_name, image) for image_name, image in images.items()],
+        data = images.values(),
+        deps = ["//tools/oci/push:cli"],
         **kwargs
     )

@@ -1,0 +1,113 @@
+"""The Kafka image's entry point: a single-node KRaft broker with the pipeline's topics.
+
+Why not Kafka's shell scripts: our images carry no shell (the broker is the same pinned
+jars the tests run, started by the same code), and a broker that is up but has no topics
+is not ready for the pipeline, so this creates them before it reports healthy.
+
+Two listeners: `--port` advertised as `--advertised-host` (clients on the machine,
+through the published port) and `--internal-port` advertised as `--internal-host`
+(other containers on the compose network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from infra.components.kafka import KafkaBroker
+from infra.components.process import ComponentError
+from libs.cli.flags import flag
+from libs.cli.service import Shutdown
+from libs.logging.structured import configure
+from libs.schemas.topics import TOPICS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    flag(
+        parser,
+        "--data-dir",
+        env="KAFKA_DATA_DIR",
+        default="/var/lib/kafka",
+        type=Path,
+        help="log directories and the formatted KRaft metadata (a volume)",
+    )
+    flag(parser, "--port", env="KAFKA_PORT", default=9092, type=int, help="client listener")
+    flag(
+        parser,
+        "--advertised-host",
+        env="KAFKA_ADVERTISED_HOST",
+        default="localhost",
+        help="name clients of --port reach the broker by",
+    )
+    flag(
+        parser,
+        "--internal-port",
+        env="KAFKA_INTERNAL_PORT",
+        default=19092,
+        type=int,
+        help="listener for other containers (0: none)",
+    )
+    flag(
+        parser,
+        "--internal-host",
+        env="KAFKA_INTERNAL_HOST",
+        default="kafka",
+        help="name other containers reach the broker by",
+    )
+    flag(
+        parser,
+        "--controller-port",
+        env="KAFKA_CONTROLLER_PORT",
+        default=9093,
+        type=int,
+        help="KRaft controller listener (loopback)",
+    )
+    flag(parser, "--heap", env="KAFKA_HEAP", default="512m", help="JVM heap (-Xmx)")
+    flag(
+        parser,
+        "--ready-file",
+        env="KAFKA_READY_FILE",
+        default="/tmp/kafka-ready",
+        type=Path,
+        help="written once the topics exist; the health check looks for it",
+    )
+    return parser.parse_args(argv)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = configure("kafka")
+    shutdown = Shutdown().install()
+    args.ready_file.unlink(missing_ok=True)
+    broker = KafkaBroker(
+        data_dir=args.data_dir,
+        port=args.port,
+        controller_port=args.controller_port,
+        heap=args.heap,
+        log_level="INFO",
+        bind_host="0.0.0.0",
+        advertised_host=args.advertised_host,
+        internal=(args.internal_host, args.internal_port) if args.internal_port else None,
+        log_path=Path("/dev/stdout"),
+    )
+    try:
+        took = broker.start(timeout=180)
+        broker.create_topics(TOPICS)
+    except ComponentError as err:
+        log.error("kafka did not start", extra={"error": str(err)})
+        broker.stop()
+        return 1
+    args.ready_file.write_text("ready\n")
+    log.info("kafka ready", extra={"seconds": round(took, 1), "topics": sorted(TOPICS)})
+    while not shutdown.wait(1.0):
+        if broker.process.popen.poll() is not None:
+            log.error("kafka broker exited", extra={"code": broker.process.popen.returncode})
+            return 1
+    broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The command line: where each image goes, flags over environment, the output lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools.oci.push.push import (
+    Target,
+    build_parser,
+    digest_file_text,
+    parse_args,
+    parse_image,
+    plan_targets,
+    pushed_line,
+    resolve_layout,
+    split_list,
+)
+from tools.oci.push.reference import InvalidReference, Repository
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_parse_image_and_lists():
+    assert parse_image("producer=bazel-bin/services/producer/image") == (
+        "producer",
+        Path("bazel-bin/services/producer/image"),
+    )
+    assert parse_image("layout") == ("", Path("layout"))
+    with pytest.raises(InvalidReference, match="NAME=LAYOUT_DIR"):
+        parse_image("producer=")
+    assert split_list(" a,b  c,, d ") == ["a", "b", "c", "d"]
+    assert split_list("") == []
+
+
+def test_one_image_to_one_repository():
+    assert plan_targets([("producer", Path("l"))], "127.0.0.1:5000/fraud/producer", None) == [
+        Target("producer", Path("l"), Repository("127.0.0.1:5000", "fraud/producer"))
+    ]
+    assert plan_targets([("", Path("l"))], "r.example.com/x", None)[0].repository.path == "x"
+
+
+def test_prefix_sends_each_image_to_its_own_repository():
+    targets = plan_targets(
+        [("producer", Path("p")), ("alert-sink", Path("s"))], None, "r.example.com/fraud"
+    )
+    assert [str(t.repository) for t in targets] == [
+        "r.example.com/fraud/producer",
+        "r.example.com/fraud/alert-sink",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("images", "repository", "prefix", "message"),
+    [
+        ([], "r.io/x", None, "no image given"),
+        ([("a", Path("a"))], None, None, "exactly one of --repository"),
+        ([("a", Path("a"))], "r.io/x", "r.io", "exactly one of --repository"),
+        (
+            [("a", Path("a")), ("b", Path("b"))],
+            "r.io/x",
+            None,
+            "takes one image, got 2 .*--repository-prefix",
+        ),
+        ([("", Path("a"))], None, "r.io/fraud", "needs NAME=LAYOUT_DIR"),
+        ([("a", Path("a")), ("a", Path("b"))], None, "r.io", "'a' is given twice"),
+        ([("Producer", Path("a"))], None, "r.io", "image name 'Producer' is invalid"),
+    ],
+)
+def test_plan_refusals(images, repository, prefix, message):
+    with pytest.raises(InvalidReference, match=message):
+        plan_targets(images, repository, prefix)
+
+
+def test_everything_from_the_environment(tmp_path):
+    env = {
+        "FRAUD_PUSH_IMAGES": "producer=/l/p alert-sink=/l/s",
+        "FRAUD_PUSH_REPOSITORY_PREFIX": "r.example.com/fraud",
+        "FRAUD_PUSH_TAGS": "v1, latest",
+        "FRAUD_PUSH_INSECURE_REGISTRIES": "r.example.com",
+        "FRAUD_PUSH_DIGEST_FILE": "digests.txt",
+        "FRAUD_PUSH_RETRIES": "0",
+        "FRAUD_PUSH_TIMEOUT": "5",
+        "BUILD_WORKING_DIRECTORY": str(tmp_path),
+    }
+    config = parse_args([], env)
+    assert [str(t.repository) for t in config.targets] == [
+        "r.example.com/fraud/producer",
+        "r.example.com/fraud/alert-sink",
+    ]
+    assert config.tags == ("v1", "latest")
+    assert config.insecure_registries == ("r.example.com",)
+    assert config.digest_file == tmp_path / "digests.txt"  # where `bazel run` was called
+    assert config.retry.attempts == 1 and config.timeout == 5.0
+
+
+def test_flags_win_over_the_environment():
+    env = {
+        "FRAUD_PUSH_IMAGES": "a=/a b=/b",
+        "FRAUD_PUSH_REPOSITORY_PREFIX": "r.example.com/fraud",
+        "FRAUD_PUSH_TAGS": "from-env",
+    }
+    config = parse_args(["--image", "x=/x", "--repository", "q.example.com/x", "--tag", "t"], env)
+    assert [str(t.repository) for t in config.targets] == ["q.example.com/x"]
+    assert config.tags == ("t",)
+
+
+def test_defaults():
+    config = parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/x"], {})
+    assert config.tags == ("latest",)
+    assert config.insecure_registries == ()
+    assert config.digest_file is None
+    assert config.retry.attempts == 4
+
+
+def test_usage_errors_exit_2_with_the_reason(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/x", "--tag=-bad"], {})
+    assert exit_.value.code == 2
+    assert "tag '-bad' is invalid" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--image", "x=/x", "--repository", "fraud/x"], {})
+    assert "does not start with a registry host" in capsys.readouterr().err
+
+
+def test_help_names_every_environment_variable():
+    text = build_parser({}).format_help()
+    for variable in [
+        "FRAUD_PUSH_IMAGES",
+        "FRAUD_PUSH_REPOSITORY",
+        "FRAUD_PUSH_REPOSITORY_PREFIX",
+        "FRAUD_PUSH_TAGS",
+        "FRAUD_PUSH_INSECURE_REGISTRIES",
+        "FRAUD_PUSH_DIGEST_FILE",
+        "FRAUD_PUSH_RETRIES",
+        "FRAUD_PUSH_TIMEOUT",
+    ]:
+        assert variable in text
+
+
+def test_output_lines():
+    repo = Repository("127.0.0.1:5000", "fraud/producer")
+    assert pushed_line(repo, "v1", DIGEST) == f"pushed 127.0.0.1:5000/fraud/producer:v1@{DIGEST}"
+    one = [(Target("producer", Path("p"), repo), DIGEST)]
+    assert digest_file_text(one) == DIGEST + "\n"
+    two = [*one, (Target("sink", Path("s"), repo), DIGEST)]
+    assert digest_file_text(two) == f"producer {DIGEST}\nsink {DIGEST}\n"
+
+
+def test_layout_paths_under_bazel_run(tmp_path, monkeypatch):
+    caller = tmp_path / "workspace"
+    (caller / "out" / "layout").mkdir(parents=True)
+    runfiles = tmp_path / "runfiles"
+    (runfiles / "services" / "image").mkdir(parents=True)
+    monkeypatch.chdir(runfiles)
+    env = {"BUILD_WORKING_DIRECTORY": str(caller)}
+    assert resolve_layout(Path("services/image"), env) == Path("services/image")  # runfiles
+    assert resolve_layout(Path("out/layout"), env) == caller / "out" / "layout"  # the caller's
+    assert resolve_layout(Path("nowhere"), env) == Path("nowhere")  # read_layout will say
+    assert resolve_layout(Path("out/layout"), {}) == Path("out/layout")
