@@ -49,6 +49,7 @@ class KafkaBroker:
     # (host, port) that other containers reach it by.
     bind_host: str = "127.0.0.1"
     advertised_host: str = "127.0.0.1"
+    advertised_port: int = 0  # 0: `port` (a container's published port may differ)
     internal: tuple[str, int] | None = None
     log_path: Path | None = None  # the broker's output (default: data_dir/logs/broker.log)
     process: ManagedProcess | None = field(default=None, repr=False)
@@ -56,6 +57,14 @@ class KafkaBroker:
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def _admin_bootstrap(self) -> str:
+        """Where the broker's own admin calls go: the metadata must name an address that
+        works from here, which the advertised one of a published port does not."""
+        if self.internal is not None:
+            return "{}:{}".format(*self.internal)
+        return self.bootstrap
 
     def start(self, timeout: float = 90.0) -> float:
         """Format storage on first start, start the broker, wait until it serves metadata.
@@ -116,7 +125,7 @@ class KafkaBroker:
         from confluent_kafka.admin import AdminClient
 
         # log_level 3: errors only; librdkafka's notices while the broker starts are noise.
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 3})
+        admin = AdminClient({"bootstrap.servers": self._admin_bootstrap, "log_level": 3})
         return admin.list_topics(timeout=2).brokers != {}
 
     def _write_config(self) -> Path:
@@ -127,7 +136,8 @@ class KafkaBroker:
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
             "listeners": f"PLAINTEXT://{self.bind_host}:{self.port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.advertised_host}:{self.port}",
+            "advertised.listeners": "PLAINTEXT://"
+            f"{self.advertised_host}:{self.advertised_port or self.port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
@@ -156,7 +166,7 @@ class KafkaBroker:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient({"bootstrap.servers": self._admin_bootstrap})
         existing = set(admin.list_topics(timeout=timeout).topics)
         wanted = [NewTopic(t, num_partitions=n) for t, n in topics.items() if t not in existing]
         if not wanted:

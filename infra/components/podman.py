@@ -23,7 +23,14 @@ FORWARDED_PREFIXES = ("FRAUD_", "KAFKA_", "SPARK_", "PG")
 
 
 def engine() -> str:
-    """The container engine: FRAUD_CONTAINER_ENGINE, else podman, else docker."""
+    """The container engine: FRAUD_CONTAINER_ENGINE, else podman, else docker.
+
+    Also puts the sbin folders on PATH if missing (Bazel tests run with a short one):
+    podman's network helper runs iptables from there."""
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    missing = [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in path]
+    if missing:
+        os.environ["PATH"] = os.pathsep.join(path + missing)
     chosen = os.environ.get("FRAUD_CONTAINER_ENGINE")
     for candidate in [chosen] if chosen else ["podman", "docker"]:
         path = shutil.which(candidate)

@@ -43,6 +43,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     flag(
         parser,
+        "--advertised-port",
+        env="KAFKA_ADVERTISED_PORT",
+        default=0,
+        type=int,
+        help="port clients of --port reach the broker on (0: --port)",
+    )
+    flag(
+        parser,
         "--internal-port",
         env="KAFKA_INTERNAL_PORT",
         default=19092,
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level="INFO",
         bind_host="0.0.0.0",
         advertised_host=args.advertised_host,
+        advertised_port=args.advertised_port,
         internal=(args.internal_host, args.internal_port) if args.internal_port else None,
         log_path=Path("/dev/stdout"),
     )

@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         args.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         initialise(args.data_dir, args.user, password, args.database)
         log.info("initialised", extra={"data_dir": str(args.data_dir), "database": args.database})
+    # The full path as argv[0]: PostgreSQL finds its own installation from it.
     argv_server = [
-        "postgres", "-D", str(args.data_dir), "-c", "listen_addresses=*", "-p", str(args.port),
+        str(BIN / "postgres"), "-D", str(args.data_dir), "-p", str(args.port),
+        "-c", "listen_addresses=*", "-c", "unix_socket_directories=/tmp",
     ]  # fmt: skip
     os.execv(BIN / "postgres", argv_server)
     return 0  # not reached
