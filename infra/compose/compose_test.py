@@ -101,8 +101,10 @@ def test_prometheus_scraped_every_service(stack):
 
     running = {"detector", "alert_sink", "quality", "prometheus"}
     wait(
-        lambda: by_job("max_over_time(up[15m])").get("producer") == 1
-        and all(by_job("up").get(job) == 1 for job in running),
+        lambda: (
+            by_job("max_over_time(up[15m])").get("producer") == 1
+            and all(by_job("up").get(job) == 1 for job in running)
+        ),
         60,
         "every service scraped",
     )

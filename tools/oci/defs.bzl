@@ -348,7 +348,7 @@ def py_image(
         **kwargs
     )
 
-def oci_image_tests(name, image, loader, layers, files, shell = False, **kwargs):
+def oci_image_tests(name, image, loader, layers, files, shell = False, python_app = True, **kwargs):
     """Tests of a built image: `<name>_structure_test` (entrypoint, user, labels, `files`
     present, no compilers/package managers/shell, ownership, symlinks, the app layer last,
     the tarball) and `<name>_reproducible_test` (rebuilding `layers`, the image's own,
@@ -361,6 +361,7 @@ def oci_image_tests(name, image, loader, layers, files, shell = False, **kwargs)
         layers: the image's own layers, in order (oci_layer / py_app_layer targets).
         files: absolute paths that must exist in the image.
         shell: whether the image may contain a shell (Spark's launcher needs bash).
+        python_app: whether it is a py_image (its code in the last layer, packages before).
         **kwargs: passed to both tests (size, tags, ...).
     """
     native.filegroup(
@@ -371,7 +372,7 @@ def oci_image_tests(name, image, loader, layers, files, shell = False, **kwargs)
     )
     native.filegroup(name = name + "_config", srcs = [image], output_group = "config")
     native.filegroup(name = name + "_base", srcs = [image], output_group = "base")
-    expect = {"files": files, "shell": shell}
+    expect = {"files": files, "shell": shell, "python_app": python_app}
     pytest_test(
         name = name + "_structure_test",
         srcs = ["//tools/oci:structure_test.py"],
