@@ -14,15 +14,15 @@ import json
 import secrets
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from infra.components.process import ComponentError
+from tools.oci.push.loopback import LoopbackServer
 
 
 def _b64url(data: bytes) -> str:
@@ -83,7 +83,7 @@ class TokenCall:
 
 
 @dataclass
-class TokenServer:
+class TokenServer(LoopbackServer):
     """Serves GET /token (Basic or anonymous) and POST /token (refresh-token grant)."""
 
     issuer: Issuer
@@ -93,7 +93,6 @@ class TokenServer:
     anonymous_actions: tuple[str, ...] = ()  # what a caller without credentials may do
     token_field: str = "token"  # or "access_token", as OAuth2 endpoints answer
     calls: list[TokenCall] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = field(default=None, repr=False)
 
     @property
     def realm(self) -> str:
@@ -150,20 +149,7 @@ class TokenServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> TokenServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.serve(Handler)
 
     def _basic_user(self, header: str | None) -> str | bool | None:
         """The authenticated user, None when anonymous, False when the password is wrong."""
