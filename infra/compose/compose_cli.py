@@ -71,8 +71,9 @@ class Compose:
         return result.returncode
 
 
-# Podman without systemd says so for every container; `up` runs the health checks itself.
-_NOISE = ("unable to get systemd connection", "failed to connect to syslog")
+# Podman without systemd says so for every container (`up` runs the health checks
+# itself), and `down` of the grafana profile names a container that was never started.
+_NOISE = ("unable to get systemd connection", "failed to connect to syslog", "no such container")
 
 
 def _is_noise(line: str) -> bool:
