@@ -297,6 +297,22 @@ VERSION = "0.1.0"  # keep in step with MODULE.bazel
 
 APP_USER = "65532:65532"  # `app` in //tools/oci/base:os; distroless's nonroot id
 
+# `bazel build --stamp`: labels carry the revision (oci_image's `stamp`).
+STAMP = select({
+    "//tools/oci:stamped": True,
+    "//conditions:default": False,
+})
+
+def image_labels(title, description, version = VERSION):
+    """The OCI labels every image carries; revision and source are filled in by --stamp."""
+    return {
+        "org.opencontainers.image.title": title,
+        "org.opencontainers.image.description": description,
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.revision": "{STABLE_GIT_COMMIT}",
+        "org.opencontainers.image.source": "{STABLE_GIT_REMOTE}",
+    }
+
 def py_image(
         name,
         binary,
@@ -334,17 +350,8 @@ def py_image(
         }, **env),
         user = APP_USER,
         workdir = "/opt/app",
-        labels = {
-            "org.opencontainers.image.title": module.split(".")[-1],
-            "org.opencontainers.image.description": description,
-            "org.opencontainers.image.version": VERSION,
-            "org.opencontainers.image.revision": "{STABLE_GIT_COMMIT}",
-            "org.opencontainers.image.source": "{STABLE_GIT_REMOTE}",
-        },
-        stamp = select({
-            "//tools/oci:stamped": True,
-            "//conditions:default": False,
-        }),
+        labels = image_labels(module.split(".")[-1], description),
+        stamp = STAMP,
         **kwargs
     )
 
@@ -422,4 +429,64 @@ def oci_push(name, images, **kwargs):
         data = images.values(),
         deps = ["//tools/oci/push:cli"],
         **kwargs
+    )
+
+def py_service_image(
+        name,
+        binary,
+        module,
+        description,
+        repository,
+        files,
+        load_target = "load",
+        push_target = "push",
+        shell = False,
+        test_size = "medium",
+        extra_layers = [],
+        **kwargs):
+    """A Python service's image with everything around it, named as rules_oci users expect:
+    `name` (py_image), `load_target` (oci_load as localhost/fraud/<repository>:latest), `push_target`
+    (oci_push as <repository>; None for none) and `<name>_structure_test` /
+    `<name>_reproducible_test` (oci_image_tests).
+
+    Args:
+        name: the image target.
+        binary: the service's py_binary.
+        module: the entry module.
+        description: one line for the image's description label.
+        repository: the image's name in registries and for `load`, e.g. "alert-sink".
+        files: paths the structure test requires, besides Python and the CA bundle.
+        load_target: the oci_load target's name.
+        push_target: the oci_push target's name, or None.
+        shell: whether the image may contain a shell.
+        test_size: size of the two tests.
+        extra_layers: layers between the base and the Python ones.
+        **kwargs: passed to py_image (base, env, exposed_ports, stop_signal, ...).
+    """
+    py_image(
+        name = name,
+        binary = binary,
+        module = module,
+        description = description,
+        extra_layers = extra_layers,
+        **kwargs
+    )
+    oci_load(
+        name = load_target,
+        image = ":" + name,
+        repo_tags = ["fraud/%s:latest" % repository],
+    )
+    if push_target:
+        oci_push(
+            name = push_target,
+            images = {repository: ":" + name},
+        )
+    oci_image_tests(
+        name = name,
+        size = test_size,
+        files = ["/usr/bin/python3.11", "/etc/ssl/certs/ca-certificates.crt"] + files,
+        image = ":" + name,
+        layers = extra_layers + [":%s_third_party" % name, ":%s_app" % name],
+        loader = ":" + load_target,
+        shell = shell,
     )
