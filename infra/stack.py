@@ -17,13 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.components import locate, podman
+from infra.components import podman
 from infra.components.kafka import KafkaBroker
 from infra.components.metrics_scrape import scrape, total
 from infra.components.postgres import PostgresServer
 from infra.components.process import ComponentError, ManagedProcess, free_port, port_open
 from infra.components.prometheus import PrometheusServer, scrape_config
 from libs.cli.flags import flag, non_negative_int, switch
+from libs.runfiles.runfiles import runfiles_root
 from libs.schemas.topics import TOPICS
 
 # Each service's metrics-port variable (the port itself comes from `Ports`).
@@ -200,7 +201,7 @@ class Stack:
         if name in self.containers:
             argv = self._container_argv(name, service_env, args or [])
         else:
-            binary = locate.runfiles_root() / "_main" / SERVICES[name]
+            binary = runfiles_root() / "_main" / SERVICES[name]
             if not binary.exists():
                 raise ComponentError(f"{name}: binary {binary} is not in the runfiles (data dep?)")
             argv = [str(binary), *(args or [])]

@@ -19,6 +19,7 @@ from infra.components.process import (
     free_port,
     port_open,
 )
+from libs.runfiles.runfiles import java_home
 
 _LOG4J2 = """\
 rootLogger.level = {level}
@@ -77,7 +78,7 @@ class KafkaBroker:
             ensure_port_free(self.controller_port, "Kafka controller")
         else:
             self.controller_port = free_port()
-        java = locate.java_home() / "bin" / "java"
+        java = java_home() / "bin" / "java"
         classpath = ":".join(str(p) for p in locate.kafka_jars())
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()

@@ -17,9 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class ComponentError(RuntimeError):
-    """A component could not be started or used; the message says why and what to do."""
+from libs.runfiles.runfiles import ComponentError
 
 
 def free_port(host: str = "127.0.0.1") -> int:

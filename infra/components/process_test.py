@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from infra.components import locate
 from infra.components.kafka import KafkaBroker
 from infra.components.process import (
     ComponentError,
@@ -18,6 +17,7 @@ from infra.components.process import (
     free_port,
     port_open,
 )
+from libs.runfiles.runfiles import java_home
 
 
 @pytest.fixture
@@ -72,11 +72,11 @@ def test_missing_command_is_a_component_error(tmp_path):
 def test_bad_java_home_is_explained(monkeypatch, tmp_path):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     with pytest.raises(ComponentError, match="has no bin/java"):
-        locate.java_home()
+        java_home()
 
 
 def test_missing_java_is_explained(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ComponentError, match="Java 17\\+ is needed"):
-        locate.java_home()
+        java_home()

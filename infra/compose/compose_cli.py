@@ -22,8 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from infra.components import locate, podman
+from infra.components import podman
 from libs.cli.flags import flag, positive_float, switch
+from libs.runfiles.runfiles import runfiles_root
 
 PROJECT = "fraud"
 # The images the compose file names, and the tarballs Bazel builds them into.
@@ -100,7 +101,7 @@ def workspace_file(relative: str) -> Path:
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
     if workspace:
         return Path(workspace) / relative
-    return locate.runfiles_root() / "_main" / relative
+    return runfiles_root() / "_main" / relative
 
 
 def start_levels(compose_file: Path, profiles: set[str]) -> list[list[str]]:
@@ -129,7 +130,7 @@ def start_levels(compose_file: Path, profiles: set[str]) -> list[list[str]]:
 def load_images(engine: str) -> None:
     """Loads every image Bazel built, unless the engine already has that exact image."""
     for name, tarball_path in IMAGES.items():
-        tarball = locate.runfiles_root() / "_main" / tarball_path
+        tarball = runfiles_root() / "_main" / tarball_path
         image_id = podman.image_id(tarball)
         present = subprocess.run(
             [engine, "image", "inspect", "--format", "{{.Id}}", name],

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from infra.components.locate import runfiles_root
-from infra.components.process import ComponentError
+from libs.runfiles.runfiles import ComponentError, runfiles_root
 
 RULES_DIR = "infra/prometheus/rules"
 

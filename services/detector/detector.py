@@ -167,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     serve_metrics(args.metrics_port)
 
     # Spark is imported late: --help and flag errors answer without starting a JVM.
-    from infra.components.spark import spark_session
+    from libs.spark.kafka import kafka_session
     from services.detector import pipeline
     from services.detector.metrics import READY, MetricsListener
     from services.detector.validation import DeadLetters
 
-    spark = spark_session(
+    spark = kafka_session(
         "fraud-detector",
         master=args.master,
         ui=args.ui,

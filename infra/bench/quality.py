@@ -8,7 +8,7 @@ producer-shaped transactions (about 10% labelled fraud, in bursts per window) pl
 then times the monitor's loop draining it, and separately times the decode+book path on
 the same messages without Kafka.
 
-Run: tools/bazel run //services/quality:bench -- --count 1000000
+Run: tools/bazel run //infra/bench:quality -- --count 1000000
 """
 
 from __future__ import annotations

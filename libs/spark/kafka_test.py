@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import Producer
 
 from infra.components.kafka import KafkaBroker
-from infra.components.spark import spark_session
+from libs.spark.kafka import kafka_session
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_structured_stream_reads_every_message(broker, tmp_path):
         expected[f"k{i % 5}"] += i
     assert producer.flush(30) == 0
 
-    spark = spark_session("spark-kafka-test", master="local[2]")
+    spark = kafka_session("spark-kafka-test", master="local[2]")
     try:
         stream = (
             spark.readStream.format("kafka")

@@ -1,6 +1,6 @@
 """End-to-end benchmark: drives the local stack at a fixed rate and says which stage limits.
 
-    tools/bazel run //tools/bench:e2e -- --rate 5000 --duration 60
+    tools/bazel run //infra/bench:e2e -- --rate 5000 --duration 60
 
 Prints, every --interval seconds, what each stage did (producer tx/s, detector rows/s and
 lag, sink rows/s and lag), then sustained throughput, end-to-end latency p50/p95/p99
