@@ -1,4 +1,4 @@
-"""ns/record of `parse_transaction` on the producer's records: `tools/bazel run //libs/schemas:bench`.
+"""ns/record of `parse_transaction` on producer records: `tools/bazel run //libs/schemas:bench`.
 
 Why: the detector validates every Kafka record with `parse_transaction` in a Python worker,
 so the cost of each contract rule is paid per record. This measures the common path (valid
@@ -50,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = ns_per_record(parse_transaction, raws, args.repeat)
     print(
         f"parse_transaction: {ns:,.0f} ns/record ({1e9 / ns:,.0f} records/s on one core; "
-        f"{len(raws)} producer records of {size:.0f} bytes on average, best of {args.repeat} passes, CPU time)"
+        f"{len(raws)} producer records of {size:.0f} bytes on average, "
+        f"best of {args.repeat} passes, CPU time)"
     )
     return 0
 

@@ -12,10 +12,12 @@ else. Checks, in order (the first failing one is reported):
 | empty | None or zero bytes |
 | too_large | more than `max_bytes` (DEFAULT_MAX_BYTES = 64 KiB; alerts pass their own) |
 | not_utf8 | invalid UTF-8 (detail: first bad byte and its offset) |
-| too_deep | arrays/objects nested more than MAX_DEPTH = 32 levels (the top level is 1) |
-| not_json | not strict RFC 8259 JSON: NaN, Infinity, numbers beyond a double (1e400), a BOM, lone surrogate escapes |
+| not_json | not strict RFC 8259 JSON: NaN, Infinity, 1e400 (beyond a double), a BOM, |
+| | a lone surrogate escape (orjson's message says where) |
+| too_deep | arrays/objects nested more than MAX_DEPTH = 32 levels (the top level is 1); |
+| | past orjson's own limit (1,024) this is reported before any syntax error after it |
 | not_object | the top level is not an object |
-| duplicate_key | a key occurs twice in one object, at any depth, also when written with \\u escapes |
+| duplicate_key | a key occurs twice in one object, at any depth, also written with \\u escapes |
 
 Then per field, in contract order (`read_fields`): missing_field, bad_type, too_long
 (`Field.max_length`), control_character (`Field.no_controls`: Unicode Cc/Cf, lone

@@ -114,8 +114,8 @@ class Reason(enum.StrEnum):
     EMPTY = "empty"  # no payload at all (None or zero bytes, e.g. a tombstone)
     TOO_LARGE = "too_large"  # payload over max_bytes (64 KiB transactions, 1 MiB alerts)
     NOT_UTF8 = "not_utf8"  # invalid UTF-8, or not bytes at all
-    TOO_DEEP = "too_deep"  # arrays/objects nested deeper than codec.MAX_DEPTH
     NOT_JSON = "not_json"  # not strict JSON (incl. NaN, Infinity, 1e400, a BOM, bad escapes)
+    TOO_DEEP = "too_deep"  # arrays/objects nested deeper than codec.MAX_DEPTH
     NOT_OBJECT = "not_object"  # valid JSON whose top level is not an object
     DUPLICATE_KEY = "duplicate_key"  # a key twice in one object (at any depth)
     MISSING_FIELD = "missing_field"
@@ -168,7 +168,7 @@ def show(value: object, limit: int = 80) -> str:
     try:
         _render(value, parts, [limit + 1])
         text = "".join(parts)
-    except Exception:  # noqa: BLE001 - a detail must never turn into a second error
+    except Exception:  # a detail must never turn into a second error
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
