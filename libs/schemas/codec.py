@@ -133,16 +133,17 @@ def load_object(
         raise InvalidRecord(
             Reason.NOT_OBJECT, f"top-level value is {json_type(obj)}, expected object"
         )
+    keys = obj.keys() if exact_keys is None else exact_keys
     if objects == 1 and b"\\" not in raw and _no_repeated_keys(raw, obj):
-        for key in obj.keys() if exact_keys is None else exact_keys:
+        for key in keys:
             if type(obj.get(key)) is float:
                 number = _number_text(raw, key)
-                if number is None:
-                    _make_exact(_exact_parse(raw), obj)
+                if number is None:  # not found unambiguously: let the exact parse say
+                    _make_exact(_exact_parse(raw), obj, keys)
                     break
                 obj[key] = number
     else:
-        _make_exact(_exact_parse(raw), obj)
+        _make_exact(_exact_parse(raw), obj, keys)
     return obj
 
 
@@ -251,7 +252,28 @@ def _number_text(raw: bytes, key: str) -> Decimal | int | None:
     # An integer beyond 64 bits is a double for orjson; keep it an int, as json does.
     if fraction is None and exponent is None:
         return int(text)
-    return Decimal(text.decode())
+    return _exact_decimal(key, text.decode())
+
+
+def _exact_decimal(key: str, text: str) -> Decimal:
+    number = _decimal_or_text(text)
+    if type(number) is not Decimal:
+        # e.g. 1e-999999999999999999999999: orjson reads 0.0, no Decimal can hold it.
+        shown = text if len(text) <= 40 else text[:37] + "..."  # ASCII: a JSON number
+        raise InvalidRecord(Reason.BAD_AMOUNT, f"{key}={shown} is beyond the range of decimals")
+    return number
+
+
+def _decimal_or_text(text: str) -> Decimal | _Unrepresentable:
+    """`parse_float` of the exact parse: a Decimal, or the text when no Decimal holds it."""
+    try:
+        return Decimal(text)
+    except DecimalException:
+        return _Unrepresentable(text)
+
+
+class _Unrepresentable(str):
+    """A JSON number's text whose exponent is beyond what `Decimal` represents."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -268,20 +290,23 @@ def _number_pattern(key: str) -> re.Pattern[bytes] | None:
 
 def _exact_parse(raw: bytes) -> dict[str, Any]:
     """The slow, exact path: parse again with the standard library, which reports repeated
-    keys whatever their escapes, and keeps each number's text (`parse_float=Decimal`)."""
+    keys whatever their escapes, and keeps each number's text (`parse_float`)."""
     try:
-        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_float=Decimal)
+        return json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_float=_decimal_or_text
+        )
     except InvalidRecord:
         raise
     except (ValueError, RecursionError) as err:  # orjson accepted it: should not happen
         raise InvalidRecord(Reason.NOT_JSON, show(str(err), 200)) from None
 
 
-def _make_exact(exact: dict[str, Any], obj: dict[str, Any]) -> None:
-    """Replace orjson's top-level doubles by the exact numbers of the stdlib parse."""
-    for key, value in obj.items():
-        if type(value) is float:
-            obj[key] = exact[key]
+def _make_exact(exact: dict[str, Any], obj: dict[str, Any], keys: Iterable[str]) -> None:
+    """Replace orjson's top-level doubles under `keys` by the exact parse's numbers."""
+    for key in keys:
+        if type(obj.get(key)) is float:
+            number = exact[key]
+            obj[key] = _exact_decimal(key, number) if type(number) is _Unrepresentable else number
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

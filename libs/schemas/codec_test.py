@@ -465,3 +465,21 @@ def test_decimal_exact_value_with_more_decimals(value: Decimal) -> None:
 @pytest.mark.parametrize("value", [Decimal("NaN"), Decimal("Infinity"), Decimal("1E+400")])
 def test_decimal_non_finite_or_huge_decimal(value: Decimal) -> None:
     assert reason_of(codec.read_value, AMOUNT, value).reason == "bad_amount"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"amount":1e-999999999999999999999999}',  # orjson: 0.0; Decimal: InvalidOperation
+        b'{"amount":1e-999999999999999999999999,"m":"\\n"}',  # the exact (slow) path
+    ],
+)
+def test_exponent_beyond_decimal_is_bad_amount_not_a_crash(raw: bytes) -> None:
+    err = reason_of(codec.load_object, raw, exact_keys=("amount",))
+    assert err.reason == "bad_amount"
+    assert err.detail == "amount=1e-999999999999999999999999 is beyond the range of decimals"
+
+
+def test_exponent_beyond_decimal_elsewhere_stays_a_double() -> None:
+    raw = b'{"x":[1e-999999999999999999999999],"amount":1}'
+    assert codec.load_object(raw) == {"x": [0.0], "amount": 1}

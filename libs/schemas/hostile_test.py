@@ -14,12 +14,13 @@ read-only), `EXAMPLES` examples per test: about 6,000 records in well under a mi
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -341,6 +342,39 @@ def test_more_than_two_decimals_are_refused(
         "bad_amount (decimals)", with_raw_value(obj, "amount", text.encode()), Reason.BAD_AMOUNT
     )
     assert "more than 2 decimals" in err.detail
+
+
+json_numbers = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,20})(\.[0-9]{1,25})?([eE][+-]?[0-9]{1,26})?", fullmatch=True
+)
+
+
+huge_exponents = st.tuples(
+    st.integers(1, 10**6), st.sampled_from("+-"), st.integers(10**17, 10**30)
+).map(lambda t: f"{t[0]}e{t[1]}{t[2]}")
+
+
+@given(obj=valid_objects, text=json_numbers | huge_exponents)
+def test_any_json_number_as_amount_is_judged_on_its_exact_value(
+    obj: dict[str, Any], text: str
+) -> None:
+    # The oracle: orjson refuses what a double cannot hold (not_json); otherwise the exact
+    # decimal written must be > 0, < 10^13 and a whole number of cents.
+    raw = with_raw_value(obj, "amount", text.encode())
+    if math.isinf(float(text)):
+        refused("not_json (number beyond a double)", raw, Reason.NOT_JSON)
+        return
+    try:
+        exact = Decimal(text)
+    except InvalidOperation:  # an exponent no Decimal holds
+        refused("bad_amount (exponent beyond Decimal)", raw, Reason.BAD_AMOUNT)
+        return
+    cents = exact.scaleb(2) if exact and abs(exact.adjusted()) < 100 else None
+    if cents is not None and 0 < exact < 10**13 and cents == cents.to_integral_value():
+        COUNTS["amount any JSON number (accepted)"] += 1
+        assert parse_transaction(raw, now=NOW).amount == exact
+    else:
+        refused("bad_amount (any JSON number)", raw, Reason.BAD_AMOUNT)
 
 
 @given(obj=valid_objects, cents=st.integers(-(10**15), 0))
