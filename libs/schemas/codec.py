@@ -382,7 +382,7 @@ def _read_string(field: Field, value: Any) -> str:
             Reason.TOO_LONG,
             f"{field.name}={show(value)} is {len(value)} characters, max {field.max_length}",
         )
-    if field.no_controls:
+    if field.no_controls and not value.isprintable():  # isprintable: the C-speed fast path
         found = control_character(value)
         if found is not None:
             index, char = found
@@ -461,9 +461,10 @@ def _read_timestamp(field: Field, value: Any) -> datetime:
         parsed = datetime.fromisoformat(value)
         # An offset beyond +-14:00 is no real zone (and near year 1 or 9999 the UTC
         # conversion overflows); either way the value is not a usable event time.
-        offset = parsed.utcoffset()
-        if offset is None or not MIN_OFFSET <= offset <= MAX_OFFSET:
-            raise ValueError(f"zone offset {value[-6:]} is outside -12:00..+14:00")
+        if value[-1] != "Z":  # Z is UTC: nothing to check
+            offset = parsed.utcoffset()
+            if offset is None or not MIN_OFFSET <= offset <= MAX_OFFSET:
+                raise ValueError(f"zone offset {value[-6:]} is outside -12:00..+14:00")
         utc = parsed.astimezone(UTC)
     except (ValueError, OverflowError) as err:
         raise InvalidRecord(Reason.BAD_TIMESTAMP, f"{field.name}={show(value)}: {err}") from None
