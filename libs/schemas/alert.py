@@ -7,6 +7,16 @@ Versioning: the detector emits an alert again whenever the window's aggregates c
 and uses `txn_count` as `version`. Within a window the aggregates only grow with each new
 transaction, so a larger `txn_count` is always the newer state; the sink's upsert keeps
 the row with the highest version and ignores older or repeated ones (idempotent replay).
+
+`parse_alert` is total like `parse_transaction` (any bytes: an `Alert` or `InvalidRecord`)
+and applies the same payload checks (`codec`: empty, too_large at ALERT_MAX_BYTES,
+not_utf8, too_deep, not_json, not_object, duplicate_key, then per field missing_field,
+bad_type, too_long, control_character, bad_timestamp, bad_amount, bad_value). user_id has
+the transaction's limits (at most `USER_ID_MAX_LENGTH` = 128 characters, no Cc/Cf
+characters or lone surrogates), so the sink refuses such an alert itself instead of
+PostgreSQL (NUL in text) or the (user_id, window_start) btree index (entry size).
+Then: empty_field (blank user_id), bad_value (window_end <= window_start, negative
+counters, version < 1) and bad_amount (negative amounts).
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from typing import Any
 
 from libs.schemas import codec
 from libs.schemas.fields import Field, InvalidRecord, Kind, Reason, check_record_class, show
-from libs.schemas.transaction import AMOUNT_PRECISION, AMOUNT_SCALE
+from libs.schemas.transaction import AMOUNT_PRECISION, AMOUNT_SCALE, USER_ID_MAX_LENGTH
 
 # Alerts carry transaction ids, so they can be far larger than one transaction; this is
 # Kafka's default max message size, so anything Kafka delivered is accepted.
@@ -29,7 +39,13 @@ ALERT_MAX_BYTES = 1024 * 1024
 TOTAL_PRECISION = AMOUNT_PRECISION + 10
 
 ALERT_FIELDS: tuple[Field, ...] = (
-    Field("user_id", Kind.STRING, "Card holder the window belongs to (key part 1)."),
+    Field(
+        "user_id",
+        Kind.STRING,
+        "Card holder the window belongs to (key part 1).",
+        max_length=USER_ID_MAX_LENGTH,
+        no_controls=True,
+    ),
     Field("window_start", Kind.TIMESTAMP, "Event-time window start, inclusive (key part 2)."),
     Field("window_end", Kind.TIMESTAMP, "Event-time window end, exclusive."),
     Field("txn_count", Kind.INT, "Transactions in the window."),
@@ -63,6 +79,8 @@ ALERT_FIELDS: tuple[Field, ...] = (
     ),
     Field("version", Kind.INT, "Grows per (user_id, window_start); the detector uses txn_count."),
 )
+
+_EXACT_KEYS = codec.decimal_names(ALERT_FIELDS)
 
 # Counters that cannot be negative; `version` starts at 1 (a window has >= 1 transaction).
 _NON_NEGATIVE = ("txn_count", "distinct_countries", "fraud_score")
@@ -118,7 +136,7 @@ def alert_from_dict(obj: Mapping[str, Any]) -> Alert:
 
 def parse_alert(raw: bytes, *, max_bytes: int = ALERT_MAX_BYTES) -> Alert:
     """Validate a `fraud_alerts` message value; raise `InvalidRecord(reason, detail)` if bad."""
-    return alert_from_dict(codec.load_object(raw, max_bytes=max_bytes))
+    return alert_from_dict(codec.load_object(raw, max_bytes=max_bytes, exact_keys=_EXACT_KEYS))
 
 
 def alert_to_json(alert: Alert) -> bytes:

@@ -142,3 +142,48 @@ def test_to_json_refuses_inexact_amount() -> None:
     huge = dataclasses.replace(ALERT, total_amount=Decimal("12345678901234567.89"))
     with pytest.raises(ValueError, match="exactly"):
         alert_to_json(huge)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "in_detail"),
+    [
+        ({"user_id": "u" * 129}, "too_long", "is 129 characters, max 128"),
+        ({"user_id": "user\x0042"}, "control_character", "U+0000 at index 4"),  # PostgreSQL: NUL
+        ({"user_id": "\u202euser"}, "control_character", "U+202E at index 0"),
+        ({"window_start": "1970-01-01T00:00:00Z"}, "bad_timestamp", "before 2000-01-01"),
+    ],
+)
+def test_user_id_limits_and_timestamp_sanity(
+    changes: dict[str, Any], reason: str, in_detail: str
+) -> None:
+    err = rejected(as_obj(**changes))
+    assert err.reason == reason
+    assert in_detail in err.detail
+
+
+def test_user_id_at_the_limit_is_accepted() -> None:
+    assert parse_alert(orjson.dumps(as_obj(user_id="é" * 128))).user_id == "é" * 128
+
+
+def test_strict_payload_rules_apply_to_alerts() -> None:
+    raw = alert_to_json(ALERT)
+    cases = [
+        (raw[:-1] + b',"version":6}', "duplicate_key"),
+        (raw.replace(b'"txn_count":5', b'"txn_count":' + b"[" * 40 + b"]" * 40), "too_deep"),
+        (raw.replace(b"3100.51", b"3100.5100000000000001"), "bad_amount"),
+        (raw.replace(b"3100.51", b"NaN"), "not_json"),
+    ]
+    for bad, reason in cases:
+        with pytest.raises(InvalidRecord) as info:
+            parse_alert(bad)
+        assert info.value.reason == reason
+
+
+def test_big_alert_with_many_ids_takes_the_fast_path_exactly() -> None:
+    # One object, lists of strings, no backslash: keys are checked by counting quotes.
+    ids = tuple(f"123e4567-e89b-12d3-a456-{i:012d}" for i in range(3000))
+    raw = alert_to_json(dataclasses.replace(ALERT, transaction_ids=ids))
+    assert parse_alert(raw).transaction_ids == ids
+    with pytest.raises(InvalidRecord) as info:
+        parse_alert(raw[:-1] + b',"reasons":[]}')
+    assert info.value.reason == "duplicate_key"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +12,11 @@ import pytest
 
 from libs.schemas.fields import InvalidRecord
 from libs.schemas.transaction import (
+    DEFAULT_MAX_FUTURE_SKEW,
+    ISO_COUNTRIES,
+    ISO_CURRENCIES,
     TRANSACTION_FIELDS,
+    USER_ID_MAX_LENGTH,
     Transaction,
     parse_transaction,
     transaction_from_dict,
@@ -29,6 +33,9 @@ VALID: dict[str, Any] = {
     "country": "DE",
     "event_time": "2026-11-28T17:00:00.123Z",
 }
+
+
+VALID_TIME = datetime(2026, 11, 28, 17, 0, 0, 123000, tzinfo=UTC)
 
 
 def payload(**changes: Any) -> bytes:
@@ -173,3 +180,173 @@ def test_to_json_refuses_naive_event_time() -> None:
     naive = dataclasses.replace(t, event_time=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="naive"):
         transaction_to_json(naive)
+
+
+# --- strict contract: ISO codes, limits, duplicates, exact amounts, event time ----------
+
+NOW = datetime(2026, 11, 28, 17, 3, tzinfo=UTC)  # VALID's event_time is 3 min before
+
+
+def test_iso_code_sets_are_built_from_pycountry() -> None:
+    assert len(ISO_COUNTRIES) == 249
+    assert {"DE", "US", "GB", "NG", "XK"} & ISO_COUNTRIES == {"DE", "US", "GB", "NG"}
+    assert {"EUR", "USD", "JPY", "CHF", "XAU"} <= ISO_CURRENCIES
+    assert not {"XTS", "XXX", "ABC", "EURO"} & ISO_CURRENCIES
+
+
+@pytest.mark.parametrize("country", ["DE", "US", "JP", "BR", "AQ"])
+def test_assigned_countries_accepted(country: str) -> None:
+    assert parse_transaction(payload(country=country)).country == country
+
+
+@pytest.mark.parametrize("currency", ["EUR", "USD", "JPY", "CHF", "XOF"])
+def test_iso_currencies_accepted(currency: str) -> None:
+    assert parse_transaction(payload(currency=currency)).currency == currency
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + '"x"' + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "in_detail"),
+    [
+        (payload(country="ZZ"), "bad_country", 'country="ZZ" is not an ISO 3166-1 alpha-2 code'),
+        (payload(country="XK"), "bad_country", "not an ISO 3166-1"),  # user-assigned
+        (payload(country="UK"), "bad_country", "not an ISO 3166-1"),  # GB is
+        (payload(currency="ABC"), "bad_currency", 'currency="ABC" is not an ISO 4217 code'),
+        (payload(currency="XXX"), "bad_currency", "not an ISO 4217"),
+        (payload(currency="XTS"), "bad_currency", "not an ISO 4217"),
+        # The record that crashed the detector: RecursionError in show().
+        (
+            payload().replace(b'"123e4567-e89b-12d3-a456-426614174000"', nested(990).encode()),
+            "too_deep",
+            'JSON nesting depth is 991 under key "transaction_id", max 32',
+        ),
+        (payload()[:-1] + b',"amount":1}', "duplicate_key", 'key "amount" occurs more than once'),
+        (
+            payload()[:-1] + b',"user\\u005fid":"someone-else"}',
+            "duplicate_key",
+            'key "user_id" occurs more than once',
+        ),
+        (
+            payload().replace(b"3000.01", b"1.0000000000000001"),
+            "bad_amount",
+            "amount=1.0000000000000001 has more than 2 decimals",
+        ),
+        (payload().replace(b"3000.01", b"NaN"), "not_json", ""),
+        (payload().replace(b"3000.01", b"Infinity"), "not_json", ""),
+        (payload().replace(b"3000.01", b"-Infinity"), "not_json", ""),
+        (payload().replace(b"3000.01", b"1e400"), "not_json", "infinity"),
+        (payload(transaction_id="1" * 65), "too_long", "is 65 characters, max 64"),
+        (payload(user_id="u" * 129), "too_long", "is 129 characters, max 128"),
+        (payload(merchant="m" * 257), "too_long", "is 257 characters, max 256"),
+        (payload(merchant_category="c" * 65), "too_long", "is 65 characters, max 64"),
+        (payload(user_id="user\x0042"), "control_character", "U+0000 at index 4"),
+        (payload(user_id="user\n42"), "control_character", "U+000A at index 4"),
+        (payload(merchant="Acme\u202eHbmG"), "control_character", "U+202E at index 4"),
+        (payload(merchant_category="\u200bgrocery"), "control_character", "U+200B at index 0"),
+        (
+            payload(transaction_id="123e4567-e89b-12d3-a456-42661417400\x00"),
+            "control_character",
+            "U+0000 at index 35",
+        ),
+        (payload(event_time="1999-12-31T23:59:59Z"), "bad_timestamp", "before 2000-01-01"),
+        (payload(event_time="2026-11-28T17:00:00+15:00"), "bad_timestamp", "zone offset +15:00"),
+    ],
+)
+def test_strict_rejections(raw: bytes, reason: str, in_detail: str) -> None:
+    err = rejected(raw, now=NOW)
+    assert err.reason == reason
+    assert in_detail in err.detail
+
+
+@pytest.mark.parametrize(
+    ("name", "length"),
+    [("transaction_id", 64), ("user_id", 128), ("merchant", 256), ("merchant_category", 64)],
+)
+def test_string_maxima_are_inclusive_and_documented(name: str, length: int) -> None:
+    assert {f.name: f.max_length for f in TRANSACTION_FIELDS}[name] == length
+    if name != "transaction_id":  # a 64-character id is too_long-safe but no UUID
+        assert getattr(parse_transaction(payload(**{name: "é" * length}), now=NOW), name)
+    assert rejected(payload(**{name: "é" * (length + 1)}), now=NOW).reason == "too_long"
+
+
+def test_user_id_fits_the_alerts_btree_index() -> None:
+    # PostgreSQL refuses btree entries over ~2,700 bytes; 4 bytes per character at most.
+    assert USER_ID_MAX_LENGTH * 4 + 8 < 2700
+
+
+def test_amount_trailing_zeros_and_exponents_are_fine() -> None:
+    for text, expected in [(b"12.50", "12.50"), (b"12.5000", "12.50"), (b"1250e-2", "12.50")]:
+        t = parse_transaction(payload().replace(b"3000.01", text), now=NOW)
+        assert t.amount == Decimal(expected)
+
+
+def test_future_skew_default_is_five_minutes() -> None:
+    assert timedelta(minutes=5) == DEFAULT_MAX_FUTURE_SKEW
+
+
+def test_event_time_up_to_the_skew_ahead_is_accepted() -> None:
+    at_limit = VALID_TIME - DEFAULT_MAX_FUTURE_SKEW
+    assert parse_transaction(payload(), now=at_limit).event_time == VALID_TIME
+    err = rejected(payload(), now=at_limit - timedelta(microseconds=1))
+    assert err.reason == "future_event_time"
+    assert err.detail == (
+        "event_time=2026-11-28T17:00:00.123Z is 0:05:00.000001 ahead of "
+        "now=2026-11-28T16:55:00.122999Z, max 0:05:00"
+    )
+
+
+def test_future_skew_is_configurable() -> None:
+    now = VALID_TIME - timedelta(hours=1)
+    assert rejected(payload(), now=now).reason == "future_event_time"
+    assert parse_transaction(payload(), now=now, max_future_skew=timedelta(hours=1))
+
+
+def test_zero_skew_accepts_now_exactly() -> None:
+    assert parse_transaction(payload(), now=VALID_TIME, max_future_skew=timedelta(0))
+    err = rejected(
+        payload(), now=VALID_TIME - timedelta(milliseconds=1), max_future_skew=timedelta(0)
+    )
+    assert err.reason == "future_event_time"
+
+
+def test_default_now_is_the_current_time() -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=4)
+    later = datetime.now(UTC) + timedelta(minutes=6)
+    assert parse_transaction(payload(event_time=soon.isoformat()))
+    assert rejected(payload(event_time=later.isoformat())).reason == "future_event_time"
+
+
+def test_naive_now_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        parse_transaction(payload(), now=datetime(2026, 11, 28, 17))
+
+
+def test_from_dict_applies_the_same_rules() -> None:
+    obj = orjson.loads(payload())
+    assert transaction_from_dict(obj, now=NOW).user_id == "user-42"
+    with pytest.raises(InvalidRecord) as info:
+        transaction_from_dict({**obj, "user_id": "a\ud800"}, now=NOW)
+    assert info.value.reason == "control_character"
+    with pytest.raises(InvalidRecord) as info:
+        transaction_from_dict(obj, now=VALID_TIME - timedelta(hours=1))
+    assert info.value.reason == "future_event_time"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x00" * 10,
+        b"\xef\xbb\xbf",
+        b"{" * 100_000,
+        b"[" * 65_536,
+        b'{"a":"\\ud800"}',
+        "{}",
+        bytearray(b"{}"),
+        memoryview(b"[]"),
+    ],
+)
+def test_hostile_payloads_only_ever_raise_invalid_record(raw: bytes) -> None:
+    assert rejected(raw).reason
