@@ -31,9 +31,11 @@ from libs.schemas import codec
 from libs.schemas.fields import Field, InvalidRecord, Kind, Reason, check_record_class, show
 from libs.schemas.transaction import AMOUNT_PRECISION, AMOUNT_SCALE, USER_ID_MAX_LENGTH
 
-# Alerts carry transaction ids, so they can be far larger than one transaction; this is
-# Kafka's default max message size, so anything Kafka delivered is accepted.
-ALERT_MAX_BYTES = 1024 * 1024
+# Alerts carry transaction ids, so they can be far larger than one transaction. The bound
+# stays below librdkafka's default message.max.bytes (1,000,000) with room for a key and
+# headers, so an alert the sink refuses still fits the DLQ whole (libs/dlq's default
+# value limit is this same number).
+ALERT_MAX_BYTES = 900_000
 
 # Spark's sum() of decimal(p, s) is decimal(p + 10, s): the detector needs no cast.
 TOTAL_PRECISION = AMOUNT_PRECISION + 10

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from libs.cli.flags import flag, non_negative_int
+from libs.dlq.dlq import DEFAULT_MAX_VALUE_BYTES, DlqConfig
 from libs.schemas.sql import alerts_ddl
 from services.alert_sink.backoff import Backoff
 from services.alert_sink.dlq import DEFAULT_DLQ_TOPIC
@@ -25,6 +26,8 @@ class Config:
     topic: str = "fraud_alerts"
     group_id: str = "fraud-alert-sink"
     dlq_topic: str = DEFAULT_DLQ_TOPIC
+    dlq_timeout_ms: int = 10_000
+    dlq_max_bytes: int = DEFAULT_MAX_VALUE_BYTES
     postgres_dsn: str = DEFAULT_DSN
     table: str = "alerts"
     batch_size: int = 500
@@ -61,6 +64,14 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
          help="Consumer group.", **env)  # fmt: skip
     flag(kafka, "--dlq-topic", env="FRAUD_SINK_DLQ_TOPIC", default=DEFAULT_DLQ_TOPIC,
          help="Dead-letter topic for messages that cannot be stored.", **env)  # fmt: skip
+    flag(kafka, "--dlq-timeout-ms", env="FRAUD_SINK_DLQ_TIMEOUT_MS", default=10_000,
+         type=positive_int, help="How long one attempt to deliver a batch's dead letters "
+         "may take before it fails and the batch is retried.", **env)  # fmt: skip
+    flag(kafka, "--dlq-max-bytes", env="FRAUD_SINK_DLQ_MAX_BYTES",
+         default=DEFAULT_MAX_VALUE_BYTES, type=positive_int, help="Longest dead-letter value; "
+         "a longer one is cut, with headers original-size and original-sha256. With the key "
+         "and headers it must fit the producer's message.max.bytes (1000000).",
+         **env)  # fmt: skip
     flag(kafka, "--session-timeout-ms", env="FRAUD_SINK_SESSION_TIMEOUT_MS", default=10_000,
          type=positive_int, help="How soon the group notices a crashed sink (librdkafka "
          "default 45000; the broker's minimum is 6000).", **env)  # fmt: skip
@@ -102,6 +113,7 @@ def parse_config(
     try:
         retry = Backoff(initial=ns.retry_initial_ms / 1000, maximum=ns.retry_max_ms / 1000)
         alerts_ddl(ns.table)  # the table name is spliced into SQL: check it now
+        DlqConfig(ns.bootstrap_servers, ns.dlq_topic, max_value_bytes=ns.dlq_max_bytes)
         if ns.max_poll_interval_ms < ns.session_timeout_ms:
             raise ValueError(
                 f"--max-poll-interval-ms={ns.max_poll_interval_ms} must be >= "
@@ -114,6 +126,8 @@ def parse_config(
         topic=ns.topic,
         group_id=ns.group_id,
         dlq_topic=ns.dlq_topic,
+        dlq_timeout_ms=ns.dlq_timeout_ms,
+        dlq_max_bytes=ns.dlq_max_bytes,
         postgres_dsn=ns.postgres_dsn,
         table=ns.table,
         batch_size=ns.batch_size,

@@ -19,6 +19,7 @@ def test_defaults():
     assert (config.retry.initial, config.retry.maximum) == (0.5, 10.0)
     assert config.metrics_port == 8001
     assert (config.session_timeout_ms, config.max_poll_interval_ms) == (10_000, 300_000)
+    assert (config.dlq_timeout_ms, config.dlq_max_bytes) == (10_000, 900_000)
 
 
 def test_environment_then_flags():
@@ -28,12 +29,14 @@ def test_environment_then_flags():
         "FRAUD_SINK_METRICS_PORT": "9101",
         "FRAUD_SINK_DLQ_TOPIC": "alerts.dead",
         "FRAUD_SINK_BATCH_SIZE": "50",
+        "FRAUD_SINK_DLQ_MAX_BYTES": "500000",
     }
     config = parse_config([], environ=env)
     assert config.bootstrap_servers == "kafka:29092"
     assert config.postgres_dsn == "host=db dbname=fraud user=sink"
     assert (config.metrics_port, config.dlq_topic, config.batch_size) == (9101, "alerts.dead", 50)
     assert parse_config(["--batch-size", "7"], environ=env).batch_size == 7
+    assert config.dlq_max_bytes == 500_000
 
 
 def test_no_password_anywhere_in_defaults_or_help():
@@ -53,6 +56,8 @@ def test_no_password_anywhere_in_defaults_or_help():
         ["--retry-initial-ms", "20000", "--retry-max-ms", "1000"],
         ["--metrics-port", "-5"],
         ["--session-timeout-ms", "20000", "--max-poll-interval-ms", "10000"],
+        ["--dlq-max-bytes", "1000000"],  # no room left for key and headers
+        ["--dlq-timeout-ms", "0"],
     ],
 )
 def test_bad_values_are_refused(argv, capsys):

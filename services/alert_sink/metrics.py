@@ -16,6 +16,7 @@ from libs.schemas.alert import Alert
 from libs.schemas.fields import Reason
 from libs.scoring.rules import RULES, ScoringConfig
 from services.alert_sink.dlq import DB_REJECTED
+from services.alert_sink.health import Health
 from services.alert_sink.store import ERROR_KINDS
 
 BATCH_SIZE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
@@ -77,7 +78,8 @@ class SinkMetrics:
         )
         self.db_errors = Counter(
             "fraud_sink_db_errors",
-            "Failed database attempts, by kind (connect, connection, query).",
+            "Failed database attempts, by kind (connect, connection, unavailable, conflict, "
+            "query; see db_errors.py). A row the database refuses is a dead letter instead.",
             ["kind"],
             registry=r,
         )
@@ -128,8 +130,23 @@ class SinkMetrics:
             registry=r,
         )
         self.db_up = Gauge(
-            "fraud_sink_db_up", "1 when the last database attempt succeeded, else 0.", registry=r
+            "fraud_sink_db_up",
+            "1 when the database answered the last attempt or probe (even refusing a row), "
+            "0 when it could not be reached or refused the session.",
+            registry=r,
         )
+        self.kafka_up = Gauge(
+            "fraud_sink_kafka_up",
+            "1 when the Kafka broker answered the last probe (every few seconds), else 0.",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "fraud_sink_ready",
+            "1 when both the database and the Kafka broker are reachable (what /healthz "
+            "answers), else 0.",
+            registry=r,
+        )
+        self._health = Health(database=False, kafka=False)
         # Labels known up front are exported as 0, so rate() works from the first error.
         for kind in ERROR_KINDS:
             self.db_errors.labels(kind=kind)
@@ -137,6 +154,21 @@ class SinkMetrics:
             self.dlq.labels(reason=str(reason))
         for score in alert_scores():
             self.alerts_by_score.labels(score=str(score))
+
+    def set_health(self, *, database: bool | None = None, kafka: bool | None = None) -> Health:
+        """Record what the last database attempt and broker probe found; the new verdict."""
+        now = Health(
+            database=self._health.database if database is None else database,
+            kafka=self._health.kafka if kafka is None else kafka,
+        )
+        self._health = now  # one assignment: the HTTP thread reads a consistent pair
+        self.db_up.set(int(now.database))
+        self.kafka_up.set(int(now.kafka))
+        self.ready.set(int(now.ready))
+        return now
+
+    def health(self) -> Health:
+        return self._health
 
     def record_stored(self, alerts: Iterable[Alert], committed_at: float) -> None:
         """Per row the database took: its end-to-end latency and its score."""

@@ -9,7 +9,13 @@ Why it is built this way:
   exponential backoff. Meanwhile the assigned partitions are paused and the consumer keeps
   polling, so it stays in its group (max.poll.interval.ms) and reads nothing new.
 - Bad input goes to the DLQ topic with the original key and bytes and is counted; the
-  batch goes on. Kafka confirms a dead letter before the offsets covering it are committed.
+  batch goes on. So does a row the database refuses for its data (SQLSTATE classes 22,
+  23, 54, ...; see db_errors.py): only errors about the server are retried. Kafka confirms
+  a dead letter before the offsets covering it are committed (libs/dlq: oversized letters
+  are cut, a delivery that cannot finish in time fails the attempt, which is retried).
+- Health: `fraud_sink_db_up`, `fraud_sink_kafka_up` and `fraud_sink_ready` (and
+  `/healthz`, 200 or 503) say whether the database and the broker answer; both are
+  probed every few seconds even when no alerts arrive.
 - SIGTERM finishes the batch in hand if the database answers, otherwise leaves its offsets
   uncommitted (re-delivered later), closes the consumer and exits 0.
 """
@@ -24,11 +30,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from libs.cli.service import Shutdown, serve_metrics
+from libs.cli.service import Shutdown
+from libs.dlq.dlq import DeadLetter, DeadLetterPublisher, DlqConfig, DlqError
 from libs.logging.structured import bind, configure
+from libs.schemas.alert import Alert, parse_alert
 from services.alert_sink.batching import (
     Batch,
     SourceMessage,
@@ -37,15 +45,17 @@ from services.alert_sink.batching import (
     drop_partitions,
 )
 from services.alert_sink.config import Config, parse_config
-from services.alert_sink.dlq import DB_REJECTED, DeadLetter, DeliveryError, DlqDelivery
+from services.alert_sink.dlq import DB_REJECTED, DlqDelivery, dead_letter
+from services.alert_sink.health import serve
 from services.alert_sink.metrics import SinkMetrics
 from services.alert_sink.store import AlertStore, StoreError, WriteResult, safe_dsn
 
 SERVICE = "alert_sink"
+# How often consumer lag is refreshed and the broker and the database are probed.
 LAG_REFRESH_SECONDS = 5.0
 # The longest the loop goes without poll() while it holds a batch during an outage. Any
 # other stretch without poll() is one database attempt (bounded by the connection timeouts
-# in store.py) or one DLQ flush (10 s), far below max.poll.interval.ms.
+# in store.py) or one DLQ send or flush (--dlq-timeout-ms), far below max.poll.interval.ms.
 HOLD_POLL_SECONDS = 0.5
 
 T = TypeVar("T")
@@ -61,9 +71,15 @@ class Sink:
     error callbacks run inside poll()/consume() on it."""
 
     def __init__(
-        self, config: Config, shutdown: Shutdown, metrics: SinkMetrics, rng: random.Random
+        self,
+        config: Config,
+        shutdown: Shutdown,
+        metrics: SinkMetrics,
+        rng: random.Random,
+        parse: Callable[[bytes], Alert] = parse_alert,
     ) -> None:
         self.config = config
+        self.parse = parse  # tests hand in alerts that no parser would let through
         self.shutdown = shutdown
         self.metrics = metrics
         self.rng = rng
@@ -85,20 +101,21 @@ class Sink:
                 "max.poll.interval.ms": config.max_poll_interval_ms,
             }
         )
-        self.producer = Producer(
-            {
-                **common,
-                "client.id": "alert_sink-dlq",
-                "enable.idempotence": True,  # acks=all; producer retries add no duplicates
-                "linger.ms": 5,
-                "message.timeout.ms": 30_000,
-            }
+        self.dlq = DeadLetterPublisher(
+            DlqConfig(
+                config.bootstrap_servers,
+                config.dlq_topic,
+                deadline_s=config.dlq_timeout_ms / 1000,
+                max_value_bytes=config.dlq_max_bytes,
+            ),
+            producer_options={**common, "client.id": "alert_sink-dlq"},
         )
         self.in_hand: Batch | None = None  # the batch being written; a revoke trims it
         self.carry: list[Message] = []  # delivered while holding: starts the next batch
         self.holding = False  # partitions are paused while a batch waits
         self._lag_due = 0.0
         self._lag_labels: set[tuple[str, str]] = set()
+        self._db_answered_at = float("-inf")  # monotonic time the database last answered
         self._last_kafka_error = ("", 0.0)
 
     # -- main loop ---------------------------------------------------------------------
@@ -128,8 +145,8 @@ class Sink:
                 wanted = max(1, c.batch_size - len(self.carry))
                 messages = self.carry + self.consumer.consume(wanted, timeout)
                 self.carry = []
-                self.producer.poll(0)  # serve the DLQ producer's logs and callbacks
-                self._refresh_lag()
+                self.dlq.poll()  # serve the DLQ producer's logs and callbacks
+                self._refresh()
                 if messages:
                     self._process(self._decode(messages))
         except Abandoned:
@@ -148,7 +165,7 @@ class Sink:
                 SourceMessage(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value())
             )
         self.metrics.consumed.inc(len(sources))
-        return decode_batch(sources)
+        return decode_batch(sources, self.parse)
 
     def _process(self, batch: Batch) -> None:
         """Write, dead-letter, commit; each step retried until done or shutdown."""
@@ -160,7 +177,7 @@ class Sink:
             letters = self._dead_letters(self._batch(), result)
             if letters:
                 delivery = DlqDelivery(letters, self._dead_letter_sent)
-                self._retry(lambda: delivery.send(self.producer, self.config.dlq_topic), "DLQ")
+                self._retry(lambda: delivery.send(self.dlq), "DLQ")
             self._commit(self._batch())
             self.metrics.batch_seconds.observe(time.monotonic() - started)
         finally:
@@ -175,14 +192,18 @@ class Sink:
 
     def _connect(self) -> None:
         self.store.connect()
-        self.metrics.db_up.set(1)
+        self._database_answered()
+
+    def _database_answered(self) -> None:
+        self._db_answered_at = time.monotonic()
+        self.metrics.set_health(database=True)
 
     def _write(self, batch: Batch) -> tuple[float, WriteResult]:
         started = time.monotonic()
         result = self.store.write([d.alert for d in batch.latest])
         m = self.metrics
         if batch.latest:
-            m.db_up.set(1)
+            self._database_answered()
         m.batch_size.observe(len(batch.messages))
         m.stored.inc(len(result.stored))
         written_or_refused = len(result.stored) + len(result.rejected)
@@ -200,16 +221,16 @@ class Sink:
         return started, result
 
     def _dead_letters(self, batch: Batch, result: WriteResult) -> list[DeadLetter]:
-        letters = [DeadLetter(b.message, b.reason, b.detail) for b in batch.bad]
+        letters = [dead_letter(b.message, b.reason, b.detail) for b in batch.bad]
         source_of = {d.alert: d.message for d in batch.latest}
-        letters += [DeadLetter(source_of[a], DB_REJECTED, why) for a, why in result.rejected]
+        letters += [dead_letter(source_of[a], DB_REJECTED, why) for a, why in result.rejected]
         for letter in letters:
             self.log.warning(
                 "dead-lettering message",
                 extra={
-                    "partition": letter.source.partition,
-                    "offset": letter.source.offset,
-                    "user_id": (letter.source.key or b"").decode(errors="replace")[:80],
+                    "partition": letter.source_partition,
+                    "offset": letter.source_offset,
+                    "user_id": (letter.key or b"").decode(errors="replace")[:80],
                     "reason": letter.reason,
                     "detail": letter.detail,
                     "dlq_topic": self.config.dlq_topic,
@@ -252,10 +273,13 @@ class Sink:
         while True:
             try:
                 result = attempt()
-            except (StoreError, DeliveryError) as err:
+            except (StoreError, DlqError) as err:
                 if isinstance(err, StoreError):
                     self.metrics.db_errors.labels(kind=err.kind).inc()
-                    self.metrics.db_up.set(0)
+                    if err.server_answered:
+                        self._database_answered()
+                    else:
+                        self.metrics.set_health(database=False)
                 else:
                     self.metrics.dlq_errors.inc()
                 if self.shutdown.requested:
@@ -298,7 +322,7 @@ class Sink:
                 self.consumer.pause([KafkaPartition(msg.topic(), msg.partition())])
             elif msg is not None:
                 self._kafka_error(msg.error())
-            self._refresh_lag()
+            self._refresh()
 
     def _release(self) -> None:
         if self.holding:
@@ -319,20 +343,52 @@ class Sink:
         revoked: set[TopicPartition] = {(p.topic, p.partition) for p in partitions}
         self.log.info("partitions revoked", extra={"partitions": sorted(p for _, p in revoked)})
         if self.in_hand is not None:
-            self.in_hand = drop_partitions(self.in_hand, revoked)
+            self.in_hand = drop_partitions(self.in_hand, revoked, self.parse)
         self.carry = [m for m in self.carry if (m.topic(), m.partition()) not in revoked]
 
     # -- observability -----------------------------------------------------------------
 
-    def _refresh_lag(self) -> None:
-        """fraud_sink_consumer_lag per assigned partition, every LAG_REFRESH_SECONDS."""
+    def _refresh(self) -> None:
+        """Every LAG_REFRESH_SECONDS: consumer lag, and whether the broker and the database
+        answer (the health gauges and /healthz)."""
         now = time.monotonic()
         if now < self._lag_due:
             return
         self._lag_due = now + LAG_REFRESH_SECONDS
+        kafka = self._refresh_lag()
+        if kafka != self.metrics.health().kafka:
+            self.log.log(
+                logging.INFO if kafka else logging.WARNING,
+                "kafka broker " + ("reachable" if kafka else "unreachable"),
+            )
+        self.metrics.set_health(kafka=kafka)
+        # While a batch is held, its retries already probe the database.
+        if not self.holding and now - self._db_answered_at >= LAG_REFRESH_SECONDS:
+            self._probe_database()
+
+    def _probe_database(self) -> None:
+        try:
+            self.store.ping()
+        except StoreError as err:
+            if self.metrics.health().database and not err.server_answered:
+                self.log.warning("database unreachable", extra={"error": str(err)})
+            if err.server_answered:
+                self._database_answered()
+            else:
+                self.metrics.set_health(database=False)
+            return
+        if not self.metrics.health().database:
+            self.log.info("database reachable")
+        self._database_answered()
+
+    def _refresh_lag(self) -> bool:
+        """fraud_sink_consumer_lag per assigned partition; False if the broker did not
+        answer."""
         labels: set[tuple[str, str]] = set()
         try:
             assignment = self.consumer.assignment()
+            if not assignment:  # nothing to measure: still ask the broker something
+                self.consumer.list_topics(self.config.topic, timeout=2)
             committed = self.consumer.committed(assignment, timeout=2) if assignment else []
             for tp in committed:
                 low, high = self.consumer.get_watermark_offsets(
@@ -344,10 +400,11 @@ class Sink:
                 labels.add(label)
         except KafkaException as err:
             self.log.debug("consumer lag not refreshed", extra={"error": str(err)})
-            return
+            return False
         for gone in self._lag_labels - labels:
             self.metrics.consumer_lag.remove(*gone)
         self._lag_labels = labels
+        return True
 
     def _kafka_error(self, err: KafkaError) -> None:
         if err.fatal():
@@ -364,7 +421,7 @@ class Sink:
         try:
             self.consumer.close()  # leaves the group; commits nothing (auto commit is off)
         finally:
-            self.producer.flush(5)
+            self.dlq.close(5)
             self.store.close()
         self.log.info("stopped")
 
@@ -388,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(SERVICE, config.log_level)
     shutdown = Shutdown().install()
     metrics = SinkMetrics()
-    serve_metrics(config.metrics_port, metrics.registry)
+    serve(config.metrics_port, metrics.registry, metrics.health)
     run(config, shutdown, metrics)
     if shutdown.signal_name:
         log.info("exiting after signal", extra={"signal": shutdown.signal_name})

@@ -7,7 +7,10 @@ one, the same version twice is a no-op), so a retried or re-delivered batch is h
 
 A row PostgreSQL refuses (or psycopg2 cannot send, e.g. a NUL character in text) would
 fail the whole batch forever; such rows are isolated with savepoints and returned as
-rejected so the sink can dead-letter them instead of stalling.
+rejected so the sink can dead-letter them instead of stalling. Which errors are the row's
+fault is decided by SQLSTATE (db_errors.py), not by psycopg2's exception class: a 3 KB
+user_id fails with 54000 as an OperationalError, yet it is that row's problem, and the
+server is perfectly up.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from libs.schemas.sql import (
     alerts_row_template,
     alerts_upsert_many_sql,
 )
+from services.alert_sink.db_errors import Classified, Disposition, classify_sqlstate, describe
 
 # Connection defaults a DSN may override. Short timeouts and TCP keepalives make a dead
 # server an error within seconds instead of a hang; the consumer must keep polling.
@@ -43,24 +47,44 @@ _CONNECTION_DEFAULTS: dict[str, str] = {
     "options": "-c statement_timeout=30000 -c timezone=UTC",
 }
 
-# Data errors are about a row, not about the database: retrying cannot fix them.
-_ROW_ERRORS = (psycopg2.DataError, psycopg2.IntegrityError, ValueError)
+# What psycopg2 raises for a row before sending it (a NUL character in text): the row's
+# fault, like a data SQLSTATE.
+_CLIENT_ROW_ERRORS = (ValueError,)
 
 
 class StoreError(Exception):
-    """A database failure worth retrying; `kind` is the metric label."""
+    """A database failure worth retrying; `kind` is the metric label, `server_answered`
+    whether the server was there to say no (then the database counts as up)."""
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(
+        self, kind: str, detail: str, server_answered: bool = False, sqlstate: str | None = None
+    ) -> None:
         super().__init__(kind, detail)
         self.kind = kind
         self.detail = detail
+        self.server_answered = server_answered
+        self.sqlstate = sqlstate
 
     def __str__(self) -> str:
-        return f"{self.kind}: {self.detail}"
+        return f"{self.kind}: {describe(self.sqlstate, self.detail)}"
 
 
-# `kind` values of StoreError (fraud_sink_db_errors_total{kind}).
-ERROR_KINDS = ("connect", "connection", "query")
+# `kind` values of StoreError (fraud_sink_db_errors_total{kind}): a failed connect, then
+# the dispositions of db_errors.py other than "row" (a row error is a dead letter).
+ERROR_KINDS = ("connect", *(str(d) for d in Disposition if d is not Disposition.ROW))
+
+
+def classify(err: BaseException) -> Classified:
+    """The disposition of an exception from psycopg2 (or its client-side ValueError)."""
+    if isinstance(err, _CLIENT_ROW_ERRORS):
+        return Classified(Disposition.ROW, server_answered=True)
+    return classify_sqlstate(getattr(err, "pgcode", None))
+
+
+def _is_row_error(err: BaseException) -> bool:
+    return isinstance(err, psycopg2.Error | ValueError) and (
+        classify(err).disposition is Disposition.ROW
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,15 +140,32 @@ class AlertStore:
         try:
             conn = psycopg2.connect(self.dsn, **extra)
         except psycopg2.Error as err:
-            raise StoreError("connect", _first_line(err)) from err
+            raise StoreError("connect", _first_line(err), sqlstate=err.pgcode) from err
         try:
             with conn.cursor() as cur:
                 cur.execute(self._ddl)
             conn.commit()
         except psycopg2.Error as err:
             conn.close()
-            raise StoreError("connect", _first_line(err)) from err
+            # Connected, so the server answered unless the session broke meanwhile.
+            answered = classify(err).server_answered
+            raise StoreError("connect", _first_line(err), answered, err.pgcode) from err
         self._conn = conn
+
+    def ping(self) -> None:
+        """`SELECT 1`, reconnecting once if the connection in hand is dead (the server may
+        have restarted meanwhile): StoreError if the database cannot answer."""
+        for last in (not self.connected, True):
+            self.connect()
+            try:
+                with self._conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                self._conn.rollback()
+                return
+            except psycopg2.Error as err:
+                self.close()
+                if last:
+                    raise self._error(err) from err
 
     def write(self, alerts: Sequence[Alert]) -> WriteResult:
         """Upsert `alerts` (one per key, see batching.latest_per_key) in one transaction."""
@@ -135,15 +176,15 @@ class AlertStore:
             try:
                 stored_keys = self._upsert_all(alerts)
                 rejected: list[tuple[Alert, str]] = []
-            except _ROW_ERRORS:
+            except (psycopg2.Error, ValueError) as err:
+                if not _is_row_error(err):
+                    raise
                 self._conn.rollback()
                 stored_keys, rejected = self._upsert_one_by_one(alerts)
             self._conn.commit()
         except psycopg2.Error as err:
             self.close()
-            lost = isinstance(err, psycopg2.OperationalError | psycopg2.InterfaceError)
-            kind = "connection" if lost else "query"
-            raise StoreError(kind, _first_line(err)) from err
+            raise self._error(err) from err
         committed_at = time.time()
         stored = tuple(a for a in alerts if (a.user_id, a.window_start) in stored_keys)
         return WriteResult(stored, tuple(rejected), committed_at)
@@ -172,11 +213,22 @@ class AlertStore:
                 try:
                     cur.execute(self._one_sql, alert_to_row(alert))
                     stored.update((u, w) for u, w in cur.fetchall())
-                except _ROW_ERRORS as err:
+                except (psycopg2.Error, ValueError) as err:
+                    if not _is_row_error(err):
+                        raise  # the batch is retried as a whole
                     cur.execute("ROLLBACK TO SAVEPOINT alert_row")
-                    rejected.append((alert, _first_line(err)))
+                    sqlstate = getattr(err, "pgcode", None)
+                    rejected.append((alert, describe(sqlstate, _first_line(err))))
                 cur.execute("RELEASE SAVEPOINT alert_row")
         return stored, rejected
+
+    @staticmethod
+    def _error(err: psycopg2.Error) -> StoreError:
+        classified = classify(err)
+        kind = str(classified.disposition)
+        if classified.disposition is Disposition.ROW:
+            kind = str(Disposition.QUERY)  # a row error outside any row (e.g. at commit)
+        return StoreError(kind, _first_line(err), classified.server_answered, err.pgcode)
 
     def close(self) -> None:
         if self._conn is not None:

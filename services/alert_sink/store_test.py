@@ -5,6 +5,7 @@ after the server restarts."""
 from __future__ import annotations
 
 import dataclasses
+import secrets
 
 import psycopg2
 import pytest
@@ -61,6 +62,56 @@ def test_refused_row_is_isolated_and_the_rest_committed(store, postgres):
     assert set(harness.read_table(postgres.dsn, store.table)) == {
         (a.user_id, a.window_start) for a in good
     }
+
+
+def test_a_row_too_large_for_the_index_is_rejected_with_its_sqlstate(store, postgres):
+    # Random text does not compress, so the primary key's btree entry is over its limit:
+    # SQLSTATE 54000, which psycopg2 raises as OperationalError like a lost connection.
+    huge = dataclasses.replace(harness.make_alert("x", 0, 1), user_id=secrets.token_urlsafe(2250))
+    assert len(huge.user_id) == 3000
+    good = [harness.make_alert(f"g{i}", 0, 1) for i in range(3)]
+    result = store.write([good[0], huge, good[1], good[2]])
+    assert set(result.stored) == set(good)
+    ((alert, why),) = result.rejected
+    assert alert is huge and why.startswith("SQLSTATE 54000: index row size"), why
+    assert store.connected  # the server answered: nothing to reconnect
+    assert set(harness.read_table(postgres.dsn, store.table)) == {
+        (a.user_id, a.window_start) for a in good
+    }
+
+
+def test_an_error_about_the_server_not_the_row_fails_the_batch(store, postgres):
+    store.write([harness.make_alert("q1", 0, 1)])
+    with psycopg2.connect(postgres.dsn) as conn, conn.cursor() as cur:
+        cur.execute(f"ALTER TABLE {store.table} RENAME TO {store.table}_gone")
+    try:
+        with pytest.raises(StoreError) as info:
+            # Reuses the open connection: the table it names is gone (42P01).
+            store.write([harness.make_alert("q1", 0, 2)])
+        assert (info.value.kind, info.value.sqlstate) == ("query", "42P01")
+        assert info.value.server_answered
+        assert "SQLSTATE 42P01" in str(info.value)
+    finally:
+        with psycopg2.connect(postgres.dsn) as conn, conn.cursor() as cur:
+            cur.execute(f"ALTER TABLE {store.table}_gone RENAME TO {store.table}")
+    assert len(store.write([harness.make_alert("q1", 0, 2)]).stored) == 1
+
+
+def test_ping_answers_reconnects_and_reports_an_unreachable_server(postgres):
+    store = AlertStore(postgres.dsn, "alerts_ping")
+    store.ping()
+    assert store.connected
+    with psycopg2.connect(postgres.dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'alert_sink' AND pid <> pg_backend_pid()"
+        )
+    store.ping()  # the dead connection is replaced at once
+    store.close()
+    down = AlertStore("host=127.0.0.1 port=1 dbname=x user=y connect_timeout=1")
+    with pytest.raises(StoreError) as info:
+        down.ping()
+    assert info.value.kind == "connect" and not info.value.server_answered
 
 
 def test_empty_batch_needs_no_database():

@@ -11,7 +11,10 @@ Why the DLQ is written from here: a second streaming query just for bad records 
 and validate every record twice. Instead the validator publishes each refused record to
 the DLQ as it finds it and flushes before the Spark task completes; a task that fails is
 retried by Spark, so nothing is lost (like Spark's own Kafka sink, this is at-least-once:
-the source-partition/offset headers identify a repeat).
+the source-partition/offset headers identify a repeat). The publisher is libs/dlq's, shared
+with the sink: a value too large for the producer is cut (with its size and SHA-256 in
+headers), and a flush that cannot finish in time fails the task cleanly, leaving nothing
+queued for a later task.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ from typing import ClassVar
 
 import pyarrow as pa
 
+from libs.dlq.dlq import (
+    DEFAULT_MAX_VALUE_BYTES,
+    DeadLetter,
+    DeadLetterPublisher,
+    DlqConfig,
+)
+from libs.dlq.dlq import dlq_headers as headers_of
 from libs.schemas.codec import DEFAULT_MAX_BYTES
 from libs.schemas.fields import InvalidRecord
-from libs.schemas.headers import (
-    DLQ_ERROR_HEADER,
-    DLQ_SOURCE_OFFSET_HEADER,
-    DLQ_SOURCE_PARTITION_HEADER,
-    DLQ_SOURCE_TOPIC_HEADER,
-)
 from libs.schemas.transaction import parse_transaction
 
 # Spark schema (DDL) of what `validate_batches` yields: every input row, `error_reason`
@@ -65,73 +69,43 @@ class DeadLetters:
     bootstrap: str
     topic: str
     source_topic: str
-    flush_timeout_s: float = 60.0
+    flush_timeout_s: float = 60.0  # how long a batch's dead letters may take, then it fails
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES  # longer values are cut (libs/dlq)
+
+    def config(self) -> DlqConfig:
+        return DlqConfig(
+            self.bootstrap,
+            self.topic,
+            deadline_s=self.flush_timeout_s,
+            max_value_bytes=self.max_value_bytes,
+        )
 
 
 def dlq_headers(
     reason: str, detail: str, source_topic: str, partition: int, offset: int
 ) -> list[tuple[str, bytes]]:
     """DESIGN.md's DLQ headers (plus `error-reason`, the bare token, for routing)."""
-    return [
-        (DLQ_ERROR_HEADER, f"{reason}: {detail}".encode()),
-        ("error-reason", reason.encode()),
-        (DLQ_SOURCE_TOPIC_HEADER, source_topic.encode()),
-        (DLQ_SOURCE_PARTITION_HEADER, str(partition).encode()),
-        (DLQ_SOURCE_OFFSET_HEADER, str(offset).encode()),
-    ]
+    return headers_of(DeadLetter(None, None, reason, detail, source_topic, partition, offset))
 
 
-class _Publisher:
-    """A confluent-kafka producer that raises if anything it was given is not delivered."""
+class _Publishers:
+    """One publisher per Python worker process and target: Spark reuses workers between
+    tasks, and a producer is worth keeping. Nothing of one task reaches the next: a flush
+    either confirms every letter or purges them and drops its producer (libs/dlq), and a
+    task that stopped between a send and its flush is purged when the next one starts."""
 
-    _cache: ClassVar[dict[DeadLetters, _Publisher]] = {}
-
-    def __init__(self, target: DeadLetters) -> None:
-        from confluent_kafka import Producer
-
-        self.target = target
-        self.errors: list[str] = []
-        self.producer = Producer(
-            {
-                "bootstrap.servers": target.bootstrap,
-                "enable.idempotence": True,
-                "linger.ms": 5,
-            }
-        )
+    _cache: ClassVar[dict[DeadLetters, DeadLetterPublisher]] = {}
 
     @classmethod
-    def get(cls, target: DeadLetters) -> _Publisher:
-        # One producer per Python worker process (Spark reuses workers between tasks).
-        if target not in cls._cache:
-            cls._cache[target] = cls(target)
-        return cls._cache[target]
-
-    def send(self, key: bytes | None, value: bytes | None, headers: list) -> None:
-        def on_delivery(err, _msg) -> None:
-            if err is not None:
-                self.errors.append(str(err))
-
-        while True:
-            try:
-                self.producer.produce(
-                    self.target.topic,
-                    key=key,
-                    value=value,
-                    headers=headers,
-                    on_delivery=on_delivery,
-                )
-                return
-            except BufferError:
-                self.producer.poll(0.1)
-
-    def flush(self) -> None:
-        """Deliver everything or fail the Spark task (which Spark then retries)."""
-        remaining = self.producer.flush(self.target.flush_timeout_s)
-        errors, self.errors = self.errors, []
-        if remaining or errors:
-            raise RuntimeError(
-                f"DLQ {self.target.topic}: {remaining} records undelivered, errors {errors[:3]}"
+    def get(cls, target: DeadLetters) -> DeadLetterPublisher:
+        publisher = cls._cache.get(target)
+        if publisher is None:
+            publisher = cls._cache[target] = DeadLetterPublisher(
+                target.config(), producer_options={"client.id": "detector-dlq"}
             )
+        if publisher.pending:
+            publisher.abandon()
+        return publisher
 
 
 def validate_batches(
@@ -141,7 +115,20 @@ def validate_batches(
 ) -> Iterator[pa.RecordBatch]:
     """For each batch of Kafka rows (key, value, partition, offset) yield one validated row
     per input row; refused rows are also published to `dead_letters` when given."""
-    publisher = _Publisher.get(dead_letters) if dead_letters else None
+    publisher = _Publishers.get(dead_letters) if dead_letters else None
+    try:
+        yield from _validate(batches, max_bytes, dead_letters, publisher)
+    finally:
+        if publisher is not None and publisher.pending:
+            publisher.abandon()  # the task failed or stopped before its flush
+
+
+def _validate(
+    batches: Iterator[pa.RecordBatch],
+    max_bytes: int,
+    dead_letters: DeadLetters | None,
+    publisher: DeadLetterPublisher | None,
+) -> Iterator[pa.RecordBatch]:
     for batch in batches:
         keys = batch.column("key").to_pylist()
         values = batch.column("value").to_pylist()
@@ -164,10 +151,10 @@ def validate_batches(
                 cents.append(None)
                 countries.append(None)
                 times.append(None)
-                if publisher is not None:
+                if publisher is not None and dead_letters is not None:
                     source = dead_letters.source_topic
-                    headers = dlq_headers(reason, bad.detail, source, partition, offset)
-                    publisher.send(key, value, headers)
+                    letter = DeadLetter(key, value, reason, bad.detail, source, partition, offset)
+                    publisher.send(letter)
                 continue
             reasons.append(None)
             ids.append(txn.transaction_id)
@@ -177,7 +164,7 @@ def validate_batches(
             delta = txn.event_time - _EPOCH
             times.append((delta.days * 86_400 + delta.seconds) * _EPOCH_US + delta.microseconds)
         if publisher is not None:
-            publisher.flush()
+            publisher.flush()  # DlqError fails the task; Spark retries it
         yield pa.RecordBatch.from_arrays(
             [
                 batch.column("partition"),
