@@ -133,6 +133,11 @@ def test_a_killed_sink_is_restarted_and_a_crash_loop_stops_the_stack(local):
     assert "supervisor: alert_sink killed by SIGKILL after" in local.stderr()
     stored = _rows(dsn)
     until(lambda: _rows(dsn) > stored, "alerts stored by the restarted sink")
+    until(
+        lambda: re.search(r"alerts stored [1-9].* restarts: alert_sink 1\n", local.stdout()),
+        "the summary line counting the restarted sink's alerts",
+        60,
+    )
 
     # The limit is one restart within 600 s: a second crash is a crash loop.
     os.kill(second, signal.SIGKILL)
