@@ -16,7 +16,7 @@ sandbox_holder_pid() {
   local pidfile=$1 name=$2 pid
   pid="$(cat "$pidfile" 2>/dev/null)" || return 1
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "^$name " || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "^$name " || return 1
   echo "$pid"
 }
 
