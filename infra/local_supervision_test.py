@@ -1,8 +1,9 @@
 """The local stack supervises its children: the real `//infra:local` (Kafka, PostgreSQL,
-Prometheus, a Spark detector, the sink and the producer on free ports) has its alert sink
-SIGKILLed; the sink must come back, be counted in the summary line, and alerts must keep
-reaching the table. Killed again with a crash-loop limit of one restart, the stack must
-stop with an error naming the sink and the tail of its log, and a report counting it.
+Prometheus, a Spark detector, the sink and the producer on free ports) has PostgreSQL and
+Prometheus, then its alert sink SIGKILLed; each must come back and be counted in the
+summary line, and alerts must keep reaching the table. The sink killed again with a
+crash-loop limit of one restart, the stack must stop with an error naming the sink and the
+tail of its log, and a report counting every restart.
 
 One stack serves every assertion (it costs a Spark start); the policy itself and the
 Supervisor on small processes are tested in //infra/components:process_test.
@@ -124,9 +125,24 @@ def test_a_killed_sink_is_restarted_and_a_crash_loop_stops_the_stack(local):
     dsn = banner.group(1)
     until(lambda: _rows(dsn) > 0, "first alerts stored")
 
+    # PostgreSQL (its postmaster alone: the supervisor clears the backends) and Prometheus.
+    old = {name: local.pid(name) for name in ("postgres", "prometheus")}
+    for pid in old.values():
+        os.kill(pid, signal.SIGKILL)
+    until(
+        lambda: "| restarts: postgres 1, prometheus 1\n" in local.stdout(),
+        "PostgreSQL and Prometheus restarts in the summary",
+        120,
+    )
+    for name, pid in old.items():
+        new = until(lambda n=name, p=pid: local.pid(n) != p and local.pid(n), f"{name} pid")
+        assert _alive(new), name
+    stored = _rows(dsn)  # PostgreSQL answers again
+    until(lambda: _rows(dsn) > stored, "alerts stored after PostgreSQL's restart")
+
     first = local.pid("alert_sink")
     os.kill(first, signal.SIGKILL)  # the process alone, as a crash would
-    until(lambda: "| restarts: alert_sink 1" in local.stdout(), "the restart in the summary", 60)
+    until(lambda: "| restarts: alert_sink 1, postgres 1" in local.stdout(), "sink restart", 60)
     second = until(lambda: local.pid("alert_sink") != first and local.pid("alert_sink"), "new pid")
     assert _alive(second)
     assert f"supervisor: alert_sink restarted (pid {second}, restart 1)" in local.stderr()
@@ -134,7 +150,7 @@ def test_a_killed_sink_is_restarted_and_a_crash_loop_stops_the_stack(local):
     stored = _rows(dsn)
     until(lambda: _rows(dsn) > stored, "alerts stored by the restarted sink")
     until(
-        lambda: re.search(r"alerts stored [1-9].* restarts: alert_sink 1\n", local.stdout()),
+        lambda: re.search(r"alerts stored [1-9].* restarts: alert_sink 1,", local.stdout()),
         "the summary line counting the restarted sink's alerts",
         60,
     )
@@ -152,13 +168,17 @@ def test_a_killed_sink_is_restarted_and_a_crash_loop_stops_the_stack(local):
     assert sink_log and sink_log[-1] in err  # the tail of its log
 
     report = json.loads(local.report.read_text())
-    assert report["restarts"]["alert_sink"] == 1
-    assert {name: n for name, n in report["restarts"].items() if name != "alert_sink"} == {
-        name: 0 for name in ("detector", "kafka", "postgres", "producer", "prometheus")
+    assert report["restarts"] == {
+        "alert_sink": 1,
+        "detector": 0,
+        "kafka": 0,
+        "postgres": 1,
+        "producer": 0,
+        "prometheus": 1,
     }
     assert report["failure"].startswith("alert_sink keeps crashing")
     assert report["alerts_stored"] > 0
-    assert "restarts: alert_sink 1" in local.stdout()
+    assert "restarts: alert_sink 1, postgres 1, prometheus 1\n" in local.stdout()
     assert "stopped because alert_sink keeps crashing" in local.stdout()
     left = [pid for pid in local.children() if _alive(pid)]
     assert not left, f"children still running after the stack stopped: {left}"

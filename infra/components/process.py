@@ -139,12 +139,22 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.popen.pid, self.stop_signal)
 
-    def kill(self) -> None:
-        """SIGKILL the whole process group, as a crash would."""
+    def kill(self, group_timeout: float = 10.0) -> None:
+        """SIGKILL the whole process group, as a crash would, and wait (up to
+        `group_timeout`) until no member is left: a restart must not meet the old one's
+        children (PostgreSQL's backends holding its shared memory, a Spark JVM)."""
         if self.popen is None:
             return
         self._signal(signal.SIGKILL)
         self.popen.wait()
+        deadline = time.monotonic() + group_timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.popen.pid, 0)  # members (or their zombies) are left
+            except (ProcessLookupError, PermissionError):
+                return
+            self._signal(signal.SIGKILL)
+            time.sleep(0.05)
 
     def _signal(self, sig: signal.Signals) -> None:
         assert self.popen is not None
