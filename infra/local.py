@@ -7,6 +7,12 @@ Starts Kafka, PostgreSQL, Prometheus, the detector, the alert sink, the quality 
 the producer; prints where everything is, a one-line summary every few seconds, and on
 exit (Ctrl-C, SIGTERM or --duration) drains the pipeline and prints a report: totals,
 alerts per fraud pattern, precision and recall, end-to-end latency p50/p95/p99.
+
+A child that crashes is restarted after a growing delay (1 s, 2 s, 4 s ... up to
+--restart-max-delay; back to 1 s once it ran --restart-reset-after s), each restart logged
+and counted in the summary and the report. One that crashes more than
+--crash-loop-restarts times within --crash-loop-window s stops the stack with its log's
+tail. Pids are in BASE_DIR/run/NAME.pid (`kill -9` one to watch it come back).
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from pathlib import Path
 
 from infra.components.kafka_io import end_offsets
 from infra.components.metrics_scrape import Scraper, histogram_quantile, total
-from infra.components.process import ComponentError
+from infra.components.process import ComponentError, RestartPolicy
 from infra.prometheus.rules import rule_files
 from infra.stack import DetectorSettings, Ports, Stack, wait
-from libs.cli.flags import flag, positive_float, switch
+from libs.cli.flags import flag, non_negative_int, positive_float, switch
 from libs.cli.service import Shutdown
 
 
@@ -99,6 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also write the final report as JSON here",
     )
     DetectorSettings.add_flags(parser)
+    add_restart_flags(parser)
     switch(
         parser,
         "--no-quality",
@@ -106,6 +113,87 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="do not run the quality monitor (saves a core at high rates)",
     )
     return parser.parse_args(argv)
+
+
+def add_restart_flags(parser: argparse.ArgumentParser) -> None:
+    """The supervision policy's flags (see RestartPolicy)."""
+    defaults = RestartPolicy()
+    group = parser.add_argument_group("supervision (restart a crashed child, stop on a crash loop)")
+    flag(
+        group,
+        "--restart-delay",
+        env="FRAUD_LOCAL_RESTART_DELAY",
+        default=defaults.delay,
+        type=positive_float,
+        help="seconds before the first restart; doubled for each further crash in a row",
+    )
+    flag(
+        group,
+        "--restart-max-delay",
+        env="FRAUD_LOCAL_RESTART_MAX_DELAY",
+        default=defaults.max_delay,
+        type=positive_float,
+        help="the longest delay before a restart",
+    )
+    flag(
+        group,
+        "--restart-reset-after",
+        env="FRAUD_LOCAL_RESTART_RESET_AFTER",
+        default=defaults.reset_after,
+        type=positive_float,
+        help="a child up this many seconds starts its delays over",
+    )
+    flag(
+        group,
+        "--crash-loop-restarts",
+        env="FRAUD_LOCAL_CRASH_LOOP_RESTARTS",
+        default=defaults.max_restarts,
+        type=non_negative_int,
+        help="a child needing more restarts than this within --crash-loop-window stops "
+        "the stack (0: never restart)",
+    )
+    flag(
+        group,
+        "--crash-loop-window",
+        env="FRAUD_LOCAL_CRASH_LOOP_WINDOW",
+        default=defaults.window,
+        type=positive_float,
+        help="seconds over which restarts are counted",
+    )
+
+
+def restart_policy(args: argparse.Namespace) -> RestartPolicy:
+    try:
+        return RestartPolicy(
+            delay=args.restart_delay,
+            max_delay=args.restart_max_delay,
+            reset_after=args.restart_reset_after,
+            max_restarts=args.crash_loop_restarts,
+            window=args.crash_loop_window,
+        )
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def restarts_text(restarts: dict[str, int]) -> str:
+    """'alert_sink 1, detector 2' for the children that were restarted ('' if none)."""
+    return ", ".join(f"{name} {n}" for name, n in sorted(restarts.items()) if n)
+
+
+class Totals:
+    """Counters summed across restarts: a restarted service counts from 0 again, so a value
+    below the last one seen means a reset and the last one is carried over (as
+    Prometheus' increase() does). Increments between the last scrape and a crash are lost."""
+
+    def __init__(self) -> None:
+        self.carried: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+
+    def __call__(self, key: str, value: float) -> float:
+        if value < self.last.get(key, 0.0):
+            self.carried[key] = self.carried.get(key, 0.0) + self.last[key]
+        self.last[key] = value
+        return self.carried.get(key, 0.0) + value
 
 
 def _num(n: float) -> str:
@@ -125,6 +213,7 @@ class Observer:
         self.quality = quality
         self.started = time.monotonic()
         self.last: tuple[float, float] | None = None
+        self.totals = Totals()
         names = ("producer", "detector", "alert_sink", "quality")
         self.scraper = Scraper({n: stack.metrics_url(n) for n in names})
 
@@ -134,7 +223,8 @@ class Observer:
             get[name] = self.scraper.get(name)
         p, d, s = get["producer"], get["detector"], get["alert_sink"]
         q = get.get("quality", {})
-        produced = total(p, "fraud_producer_messages_total")
+        t = self.totals
+        produced = t("produced", total(p, "fraud_producer_messages_total"))
         now = time.monotonic()
         rate = 0.0
         if self.last is not None and now > self.last[0]:
@@ -143,25 +233,30 @@ class Observer:
         return {
             "elapsed_s": now - self.started,
             "produced": produced,
-            "produced_fraud": total(p, "fraud_producer_messages_total", fraud_label="1"),
+            "produced_fraud": t(
+                "produced_fraud", total(p, "fraud_producer_messages_total", fraud_label="1")
+            ),
             "produce_rate": rate,
-            "detector_rows": total(d, "fraud_detector_input_rows_total", query="alerts"),
+            "detector_rows": t(
+                "detector_rows", total(d, "fraud_detector_input_rows_total", query="alerts")
+            ),
             "detector_rows_per_s": total(
                 d, "fraud_detector_processed_rows_per_second", query="alerts"
             ),
             "detector_lag": total(d, "fraud_detector_consumer_lag", query="alerts"),
-            "late_dropped": total(d, "fraud_detector_late_events_dropped_total"),
-            "alerts_emitted": total(d, "fraud_detector_alerts_emitted_total"),
-            "dlq": total(d, "fraud_detector_dlq_messages_total"),
-            "alerts_stored": total(s, "fraud_sink_alerts_stored_total"),
+            "late_dropped": t("late", total(d, "fraud_detector_late_events_dropped_total")),
+            "alerts_emitted": t("emitted", total(d, "fraud_detector_alerts_emitted_total")),
+            "dlq": t("dlq", total(d, "fraud_detector_dlq_messages_total")),
+            "alerts_stored": t("stored", total(s, "fraud_sink_alerts_stored_total")),
             "sink_lag": total(s, "fraud_sink_consumer_lag"),
-            "sink_consumed": total(s, "fraud_sink_messages_consumed_total"),
-            "db_errors": total(s, "fraud_sink_db_errors_total"),
+            "sink_consumed": t("consumed", total(s, "fraud_sink_messages_consumed_total")),
+            "db_errors": t("db_errors", total(s, "fraud_sink_db_errors_total")),
             "latency_p50": histogram_quantile(s, "fraud_sink_e2e_latency_seconds", 0.50),
             "latency_p95": histogram_quantile(s, "fraud_sink_e2e_latency_seconds", 0.95),
             "latency_p99": histogram_quantile(s, "fraud_sink_e2e_latency_seconds", 0.99),
             "precision": q and total(q, "fraud_quality_precision"),
             "recall": q and total(q, "fraud_quality_recall"),
+            "restarts": self.stack.restarts(),
         }
 
     def line(self, snap: dict) -> str:
@@ -169,18 +264,21 @@ class Observer:
         if self.quality:
             quality = f" | precision {_ratio(snap['precision'])} recall {_ratio(snap['recall'])}"
         p95 = snap["latency_p95"]
+        restarts = restarts_text(snap.get("restarts", {}))
+        restarts = f" | restarts: {restarts}" if restarts else ""
         return (
             f"[{snap['elapsed_s']:6.0f}s] produced {_num(snap['produced'])} "
             f"({_num(snap['produce_rate'])}/s) | detector {_num(snap['detector_rows_per_s'])} "
             f"rows/s, lag {_num(snap['detector_lag'])} | alerts stored "
             f"{_num(snap['alerts_stored'])}, sink lag {_num(snap['sink_lag'])} | DLQ "
             f"{_num(snap['dlq'])} | late {_num(snap['late_dropped'])} | p95 "
-            f"{'-' if p95 is None else f'{p95:.2f}s'}{quality}"
+            f"{'-' if p95 is None else f'{p95:.2f}s'}{quality}{restarts}"
         )
 
 
-def report(snap: dict, produced: int, quality: dict | None) -> dict:
-    """The final figures; `quality` is the quality monitor's own report (None if not run)."""
+def report(snap: dict, produced: int, quality: dict | None, failure: str | None = None) -> dict:
+    """The final figures; `quality` is the quality monitor's own report (None if not run),
+    `failure` why the stack was stopped (a crash loop), if it was."""
     lat = {k: snap[f"latency_{k}"] for k in ("p50", "p95", "p99")}
     fraud = int(snap["produced_fraud"])
     if quality:
@@ -196,6 +294,8 @@ def report(snap: dict, produced: int, quality: dict | None) -> dict:
         "alerts_stored": int(snap["alerts_stored"]),
         "database_errors": int(snap["db_errors"]),
         "latency_seconds": {k: (None if v is None else round(v, 3)) for k, v in lat.items()},
+        "restarts": dict(sorted(snap.get("restarts", {}).items())),
+        "failure": failure,
     }
     if quality:
         out["precision"] = quality.get("precision")
@@ -223,6 +323,9 @@ def print_report(rep: dict) -> None:
         f"{_num(rep['alerts_stored'])} rows written | DLQ {rep['dlq_messages']} | "
         f"late dropped {rep['late_events_dropped']} | DB errors {rep['database_errors']}"
     )
+    print(f"restarts: {restarts_text(rep['restarts']) or 'none'}")
+    if rep["failure"]:
+        print(f"stopped because {rep['failure'].splitlines()[0]}")
     lat = rep["latency_seconds"]
     print(
         "end-to-end latency (event → database): "
@@ -242,6 +345,7 @@ def print_report(rep: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    policy = restart_policy(args)
     shutdown = Shutdown().install()
     ports = Ports.free() if args.any_ports else Ports()
     try:
@@ -277,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         stack.stop()
         return 1
+    # From here on a crashed child is restarted; a crash loop ends the run (wakes the loop).
+    supervisor = stack.supervise(
+        policy,
+        log=lambda message: print(f"supervisor: {message}", file=sys.stderr, flush=True),
+        on_failure=lambda _message: shutdown.request(),
+    )
 
     prometheus = stack.prometheus.url if stack.prometheus else "-"
     rule_names = ", ".join(r.name for r in rules)
@@ -288,6 +398,7 @@ fraud pipeline running (logs: {args.base_dir / "logs"})
   Prometheus   {prometheus}   rules {rule_names} (alerts: {prometheus}/alerts)
   metrics      producer :{ports.producer}  alert sink :{ports.sink}  detector :{ports.detector}"""
         + (f"  quality :{ports.quality}" if quality else "")
+        + f"\n  pids         {args.base_dir / 'run'}/NAME.pid (a crashed child is restarted)"
         + ("\n  Spark UI     http://127.0.0.1:4040" if args.spark_ui else "")
         + "\nCtrl-C stops everything"
         + (f"; running {args.duration:.0f} s" if args.duration else "")
@@ -299,17 +410,12 @@ fraud pipeline running (logs: {args.base_dir / "logs"})
     status = 0
     while not shutdown.wait(args.summary_interval):
         print(observer.line(observer.snapshot()), flush=True)
-        for name, proc in stack.services.items():
-            if name != "producer" and not proc.running:
-                print(
-                    f"error: {name} exited ({proc.popen.returncode}); see {proc.log_path}",
-                    file=sys.stderr,
-                )
-                shutdown.request()
-                status = 1
         producer = stack.services["producer"]
-        if args.duration and not producer.running:
-            break
+        if args.duration and producer.popen and producer.popen.poll() == 0:
+            break  # --duration reached (a crashed producer is restarted instead)
+    if supervisor.failure:
+        print(f"error: {supervisor.failure}", file=sys.stderr, flush=True)
+        status = 1
 
     print("stopping the producer and draining the pipeline ...", flush=True)
     stack.stop_service("producer")
@@ -324,18 +430,21 @@ fraud pipeline running (logs: {args.base_dir / "logs"})
                     and snap["sink_consumed"] >= snap["alerts_emitted"]
                     and snap["sink_lag"] == 0
                 )
-                return caught_up and snap
+                return supervisor.failure or (caught_up and snap)
 
             wait(drained, args.drain_timeout, "pipeline drained", interval=1.0)
         except TimeoutError as err:
             print(f"warning: {err}; reporting what was done", file=sys.stderr)
+        if supervisor.failure:  # a crash loop while draining
+            print(f"error: {supervisor.failure}", file=sys.stderr, flush=True)
+            status = 1
     snap = observer.snapshot()
     quality_figures = None
     if quality:
         stack.stop_service("quality")  # scores the windows still open, writes its report
         if quality_report.exists():
             quality_figures = json.loads(quality_report.read_text())
-    rep = report(snap, produced, quality_figures)
+    rep = report(snap, produced, quality_figures, supervisor.failure)
     stack.stop()
     print_report(rep)
     if args.report_file:

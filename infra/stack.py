@@ -4,7 +4,9 @@ the services (detector, alert sink, quality monitor, producer) as child processe
 Why one module: the local stack (`//infra:local`), the end-to-end tests and the benchmark
 must start the same thing the same way; they differ only in ports, rates and what they
 check. Services are the real py_binaries from the runfiles tree, configured through their
-documented environment variables.
+documented environment variables. `supervise()` adds what an orchestrator would do (restart
+a crashed child with backoff, give up on a crash loop); tests that kill and restart
+components themselves leave it off. Each child's pid is in `run/NAME.pid` under the base dir.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import argparse
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,15 @@ from infra.components import podman
 from infra.components.kafka import KafkaBroker
 from infra.components.metrics_scrape import scrape, total
 from infra.components.postgres import PostgresServer
-from infra.components.process import ComponentError, ManagedProcess, free_port, port_open
+from infra.components.process import (
+    ComponentError,
+    ManagedProcess,
+    RestartPolicy,
+    Supervised,
+    Supervisor,
+    free_port,
+    port_open,
+)
 from infra.components.prometheus import PrometheusServer, scrape_config
 from libs.cli.flags import flag, non_negative_int, switch
 from libs.runfiles.runfiles import runfiles_root
@@ -131,6 +141,9 @@ class Stack:
     services: dict[str, ManagedProcess] = field(default_factory=dict)
     # Services run from their images under podman instead (service -> image ID).
     containers: dict[str, str] = field(default_factory=dict)
+    supervisor: Supervisor | None = None
+    # How each service was started (args, env), so a restart starts it the same way.
+    _launches: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -161,11 +174,13 @@ class Stack:
         took = {}
         self.kafka = KafkaBroker(data_dir=self.base_dir / "kafka", port=self.ports.kafka)
         took["kafka"] = self.kafka.start()
+        self._write_pid("kafka", self.kafka.process)
         self.kafka.create_topics({t: (self.partitions if n > 1 else 1) for t, n in TOPICS.items()})
         self.postgres = PostgresServer(
             data_dir=self.base_dir / "postgres", port=self.ports.postgres
         )
         took["postgres"] = self.postgres.start()
+        self._write_pid("postgres", self.postgres.process)
         if prometheus:
             jobs = {name: [f"127.0.0.1:{self.metrics_port(name)}"] for name in SERVICES}
             self.prometheus = PrometheusServer(
@@ -176,7 +191,64 @@ class Stack:
                 port=self.ports.prometheus,
             )
             took["prometheus"] = self.prometheus.start()
+            self._write_pid("prometheus", self.prometheus.process)
         return took
+
+    def pid_file(self, name: str) -> Path:
+        """Where the pid of child `name` (a service, kafka, postgres, prometheus) is kept."""
+        return self.base_dir / "run" / f"{name}.pid"
+
+    def _write_pid(self, name: str, proc: ManagedProcess | None) -> None:
+        if proc is not None and proc.popen is not None:
+            self.pid_file(name).parent.mkdir(parents=True, exist_ok=True)
+            self.pid_file(name).write_text(f"{proc.popen.pid}\n")
+
+    # --- supervision ------------------------------------------------------------------
+
+    def supervise(
+        self,
+        policy: RestartPolicy,
+        log: Callable[[str], None],
+        on_failure: Callable[[str], None] | None = None,
+    ) -> Supervisor:
+        """Restart crashed children from now on: the infrastructure already started, every
+        service started so far and later. The producer's exit code 0 means it is done."""
+        self.supervisor = Supervisor(policy, log, on_failure)
+        infrastructure = {"kafka": self.kafka, "postgres": self.postgres}
+        infrastructure["prometheus"] = self.prometheus
+        for name, component in infrastructure.items():
+            if component is not None:
+                self.supervisor.watch(
+                    Supervised(
+                        name,
+                        current=lambda c=component: c.process,
+                        restart=lambda n=name, c=component: self._restart_component(n, c),
+                    )
+                )
+        for name in self.services:
+            self._supervise_service(name)
+        return self.supervisor.start()
+
+    def _restart_component(self, name: str, component) -> None:
+        component.start()  # same data directory and ports
+        self._write_pid(name, component.process)
+
+    def _supervise_service(self, name: str) -> None:
+        if self.supervisor is None:
+            return
+        args, env = self._launches[name]
+        self.supervisor.watch(
+            Supervised(
+                name,
+                current=lambda: self.services.get(name),
+                restart=lambda: self.start_service(name, args, env),
+                restart_clean_exit=name != "producer",  # --duration or --count reached
+            )
+        )
+
+    def restarts(self) -> dict[str, int]:
+        """Restarts so far per supervised child (empty when not supervised)."""
+        return self.supervisor.restarts if self.supervisor is not None else {}
 
     # --- services ---------------------------------------------------------------------
 
@@ -208,6 +280,9 @@ class Stack:
         proc = ManagedProcess(name, argv, self.base_dir / "logs" / f"{name}.log", env=service_env)
         proc.start()
         self.services[name] = proc
+        self._write_pid(name, proc)
+        self._launches[name] = (list(args or []), dict(env or {}))
+        self._supervise_service(name)
         return proc
 
     def _container_argv(self, name: str, env: dict[str, str], args: list[str]) -> list[str]:
@@ -236,6 +311,8 @@ class Stack:
         return self.services[name].wait_until(lambda: port_open(port), timeout, "serving metrics")
 
     def stop_service(self, name: str, timeout: float = 60.0) -> int | None:
+        if self.supervisor is not None:
+            self.supervisor.release(name)  # stopped on purpose: not to be restarted
         proc = self.services.get(name)
         if proc is None:
             return None
@@ -246,6 +323,8 @@ class Stack:
 
     def stop(self) -> None:
         """Stop everything, services first (producer → detector → sink → quality)."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
         for name in ("producer", "detector", "alert_sink", "quality"):
             self.stop_service(name)
         for component in (self.prometheus, self.postgres, self.kafka):

@@ -1,7 +1,11 @@
-"""Clear errors when a component cannot start: port taken, process dies, Java missing."""
+"""Clear errors when a component cannot start (port taken, process dies, Java missing), and
+the supervision of crashed children: the restart policy as a pure function, then real ones."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import socket
 import sys
 import time
@@ -13,7 +17,12 @@ from infra.components.kafka import KafkaBroker
 from infra.components.process import (
     ComponentError,
     ManagedProcess,
+    RestartPolicy,
+    Supervised,
+    Supervisor,
+    after_crash,
     ensure_port_free,
+    exit_description,
     free_port,
     port_open,
 )
@@ -80,3 +89,152 @@ def test_missing_java_is_explained(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ComponentError, match="Java 17\\+ is needed"):
         java_home()
+
+
+# --- supervision: the policy as a pure function ----------------------------------------
+
+POLICY = RestartPolicy(delay=1.0, max_delay=30.0, reset_after=60.0, max_restarts=5, window=300)
+
+
+def test_quick_crashes_back_off_exponentially_up_to_the_cap():
+    roomy = RestartPolicy(delay=1.0, max_delay=30.0, reset_after=60.0, max_restarts=100)
+    delays, streak = [], 0
+    for _ in range(7):
+        verdict = after_crash(roomy, [], streak, uptime=2.0, now=1000.0)
+        assert verdict.restart
+        delays.append(verdict.delay)
+        streak = verdict.streak
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+def test_a_child_that_stayed_up_starts_the_delays_over():
+    verdict = after_crash(POLICY, [900.0], streak=4, uptime=60.0, now=1000.0)
+    assert (verdict.restart, verdict.delay, verdict.streak) == (True, 1.0, 1)
+    verdict = after_crash(POLICY, [900.0], streak=4, uptime=59.9, now=1000.0)
+    assert (verdict.restart, verdict.delay, verdict.streak) == (True, 16.0, 5)
+
+
+def test_too_many_restarts_within_the_window_is_a_crash_loop():
+    restarts = [800.0, 850.0, 900.0, 950.0, 999.0]  # 5 within the last 300 s
+    verdict = after_crash(POLICY, restarts, streak=5, uptime=120.0, now=1000.0)
+    assert not verdict.restart
+    assert verdict.reason == "crash loop: 5 restarts within 300 s (limit 5)"
+    # The oldest falls out of the window: one more restart is allowed.
+    verdict = after_crash(POLICY, restarts, streak=5, uptime=120.0, now=1100.5)
+    assert verdict.restart
+
+
+def test_zero_restarts_gives_up_at_the_first_crash():
+    policy = RestartPolicy(max_restarts=0)
+    verdict = after_crash(policy, [], streak=0, uptime=1000.0, now=1000.0)
+    assert not verdict.restart and verdict.reason == "restarts are disabled"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"delay": 0}, {"delay": 5, "max_delay": 1}, {"max_restarts": -1}, {"window": 0}],
+)
+def test_a_nonsensical_policy_is_refused(kwargs):
+    with pytest.raises(ValueError, match="restart"):
+        RestartPolicy(**kwargs)
+
+
+def test_exit_descriptions():
+    assert exit_description(3) == "exit code 3"
+    assert exit_description(-9) == "killed by SIGKILL"
+    assert exit_description(None) == "still running"
+
+
+# --- supervision: real child processes --------------------------------------------------
+
+
+class Child:
+    """A ManagedProcess started again by `restart`, as the stack does for a service."""
+
+    def __init__(self, tmp_path: Path, name: str, code: str) -> None:
+        self.name, self.code, self.log = name, code, tmp_path / f"{name}.log"
+        self.proc: ManagedProcess | None = None
+        self.restart()
+
+    def restart(self) -> None:
+        self.proc = ManagedProcess(self.name, [sys.executable, "-c", self.code], self.log)
+        self.proc.start()
+
+    def unit(self, **kwargs) -> Supervised:
+        return Supervised(self.name, lambda: self.proc, self.restart, **kwargs)
+
+
+def _poll(condition, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def supervisor():
+    logged: list[str] = []
+    failures: list[str] = []
+    policy = RestartPolicy(delay=0.05, max_delay=0.2, reset_after=60, max_restarts=2, window=60)
+    sup = Supervisor(policy, logged.append, failures.append, interval=0.02)
+    sup.logged, sup.failures = logged, failures
+    yield sup.start()
+    sup.stop()
+
+
+def test_a_killed_child_is_restarted_and_counted(supervisor, tmp_path):
+    child = Child(tmp_path, "sleeper", "import time; time.sleep(60)")
+    supervisor.watch(child.unit())
+    first = child.proc
+    os.kill(first.popen.pid, signal.SIGKILL)
+    _poll(lambda: child.proc is not first and child.proc.running)
+    assert supervisor.restarts == {"sleeper": 1}
+    assert any("sleeper killed by SIGKILL" in m and "restarting in" in m for m in supervisor.logged)
+    assert any(m.startswith("sleeper restarted (pid ") for m in supervisor.logged)
+    supervisor.release("sleeper")
+    child.proc.stop(5)
+    assert supervisor.failure is None
+
+
+def test_a_crash_loop_gives_up_naming_the_child_and_its_log(supervisor, tmp_path):
+    child = Child(tmp_path, "crasher", "import sys; print('boom: bad config'); sys.exit(3)")
+    supervisor.watch(child.unit())
+    _poll(lambda: supervisor.failure is not None)
+    assert supervisor.restarts == {"crasher": 2}
+    assert supervisor.failures == [supervisor.failure]  # on_failure called once
+    assert re.match(
+        r"(?s)crasher keeps crashing, giving up \(crash loop: 2 restarts within 60 s "
+        r"\(limit 2\)\); it last exit code 3 after .* s; log .*crasher.log:\n.*boom: bad config",
+        supervisor.failure,
+    ), supervisor.failure
+
+
+def test_a_released_child_is_left_alone(supervisor, tmp_path):
+    child = Child(tmp_path, "stopped", "import time; time.sleep(60)")
+    supervisor.watch(child.unit())
+    supervisor.release("stopped")
+    first = child.proc
+    first.stop(5)
+    for _ in range(5):  # rounds of the supervisor's own: nothing may happen
+        supervisor.check()
+    assert child.proc is first and supervisor.restarts == {"stopped": 0}
+
+
+def test_clean_exit_of_a_finite_child_is_not_a_crash(supervisor, tmp_path):
+    child = Child(tmp_path, "finite", "print('done')")
+    supervisor.watch(child.unit(restart_clean_exit=False))
+    _poll(lambda: "finite finished (exit code 0)" in supervisor.logged)
+    assert supervisor.restarts == {"finite": 0} and supervisor.failure is None
+
+
+def test_a_child_that_cannot_start_again_counts_as_crashing(supervisor, tmp_path):
+    child = Child(tmp_path, "unstartable", "import sys; sys.exit(1)")
+
+    def broken() -> None:
+        raise ComponentError("port 1234 is already in use")
+
+    supervisor.watch(Supervised("unstartable", lambda: child.proc, broken))
+    _poll(lambda: supervisor.failure is not None)
+    assert "unstartable keeps crashing" in supervisor.failure
+    assert "it last failed to start" in supervisor.failure
+    assert any("did not start again: port 1234" in m for m in supervisor.logged)

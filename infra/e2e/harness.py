@@ -200,8 +200,14 @@ def e2e_stack(name: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-        logs = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
-        if logs and (base / "logs").is_dir():  # keep service logs with the test results
-            for log in (base / "logs").iterdir():
-                Path(logs, f"{name}-{log.name}").write_bytes(log.read_bytes())
+        keep_logs(base / "logs", name)
         stack.wipe()
+
+
+def keep_logs(folder: Path, name: str) -> None:
+    """Copy the logs in `folder` to the test's outputs (kept with its results), as NAME-*."""
+    outputs = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
+    if outputs and folder.is_dir():
+        for log in folder.iterdir():
+            if log.is_file():
+                Path(outputs, f"{name}-{log.name}").write_bytes(log.read_bytes())
