@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tools.oci.push.push import (
+    PushError,
     Target,
     build_parser,
     digest_file_text,
+    is_insecure,
+    layout_digest,
     parse_args,
     parse_image,
     plan_targets,
@@ -79,9 +83,8 @@ def test_everything_from_the_environment(tmp_path):
         "FRAUD_PUSH_REPOSITORY_PREFIX": "r.example.com/fraud",
         "FRAUD_PUSH_TAGS": "v1, latest",
         "FRAUD_PUSH_INSECURE_REGISTRIES": "r.example.com",
+        "FRAUD_PUSH_TOKEN_REALM_HOSTS": "auth.example.com",
         "FRAUD_PUSH_DIGEST_FILE": "digests.txt",
-        "FRAUD_PUSH_RETRIES": "0",
-        "FRAUD_PUSH_TIMEOUT": "5",
         "BUILD_WORKING_DIRECTORY": str(tmp_path),
     }
     config = parse_args([], env)
@@ -91,8 +94,8 @@ def test_everything_from_the_environment(tmp_path):
     ]
     assert config.tags == ("v1", "latest")
     assert config.insecure_registries == ("r.example.com",)
+    assert config.token_realm_hosts == ("auth.example.com",)
     assert config.digest_file == tmp_path / "digests.txt"  # where `bazel run` was called
-    assert config.retry.attempts == 1 and config.timeout == 5.0
 
 
 def test_flags_win_over_the_environment():
@@ -110,8 +113,8 @@ def test_defaults():
     config = parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/x"], {})
     assert config.tags == ("latest",)
     assert config.insecure_registries == ()
+    assert config.token_realm_hosts == ()
     assert config.digest_file is None
-    assert config.retry.attempts == 4
 
 
 def test_usage_errors_exit_2_with_the_reason(capsys):
@@ -132,9 +135,8 @@ def test_help_names_every_environment_variable():
         "FRAUD_PUSH_REPOSITORY_PREFIX",
         "FRAUD_PUSH_TAGS",
         "FRAUD_PUSH_INSECURE_REGISTRIES",
+        "FRAUD_PUSH_TOKEN_REALM_HOSTS",
         "FRAUD_PUSH_DIGEST_FILE",
-        "FRAUD_PUSH_RETRIES",
-        "FRAUD_PUSH_TIMEOUT",
     ]:
         assert variable in text
 
@@ -157,5 +159,27 @@ def test_layout_paths_under_bazel_run(tmp_path, monkeypatch):
     env = {"BUILD_WORKING_DIRECTORY": str(caller)}
     assert resolve_layout(Path("services/image"), env) == Path("services/image")  # runfiles
     assert resolve_layout(Path("out/layout"), env) == caller / "out" / "layout"  # the caller's
-    assert resolve_layout(Path("nowhere"), env) == Path("nowhere")  # read_layout will say
+    assert resolve_layout(Path("nowhere"), env) == Path("nowhere")  # layout_digest will say
     assert resolve_layout(Path("out/layout"), {}) == Path("out/layout")
+
+
+def test_layout_digest_is_the_one_manifest(tmp_path):
+    layout = tmp_path / "layout"
+    with pytest.raises(PushError, match="not an OCI image layout"):
+        layout_digest(layout)
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    manifest = {"digest": DIGEST, "mediaType": "application/vnd.oci.image.manifest.v1+json"}
+    (layout / "index.json").write_text(json.dumps({"manifests": [manifest, manifest]}))
+    with pytest.raises(PushError, match="exactly one sha256 manifest"):
+        layout_digest(layout)
+    (layout / "index.json").write_text(json.dumps({"manifests": [manifest]}))
+    with pytest.raises(PushError, match=f"the manifest {DIGEST} is missing"):
+        layout_digest(layout)
+    (layout / "blobs" / "sha256" / DIGEST.removeprefix("sha256:")).write_text("{}")
+    assert layout_digest(layout) == DIGEST
+
+
+def test_insecure_registries_match_by_name():
+    assert is_insecure("R.example.com:5000", ["r.example.com:5000"])
+    assert is_insecure("docker.io", ["index.docker.io"])
+    assert not is_insecure("r.example.com", ["r.example.com:5000"])
