@@ -42,7 +42,7 @@ def test_one_image_to_one_repository():
     assert plan_targets([("producer", Path("l"))], "127.0.0.1:5000/fraud/producer", None) == [
         Target("producer", Path("l"), Repository("127.0.0.1:5000", "fraud/producer"))
     ]
-    assert plan_targets([("", Path("l"))], "r.example.com/x", None)[0].repository.path == "x"
+    assert plan_targets([("", Path("l"))], "r.example.com/xy", None)[0].repository.path == "xy"
 
 
 def test_prefix_sends_each_image_to_its_own_repository():
@@ -68,8 +68,10 @@ def test_prefix_sends_each_image_to_its_own_repository():
             "takes one image, got 2 .*--repository-prefix",
         ),
         ([("", Path("a"))], None, "r.io/fraud", "needs NAME=LAYOUT_DIR"),
-        ([("a", Path("a")), ("a", Path("b"))], None, "r.io", "'a' is given twice"),
+        ([("aa", Path("a")), ("aa", Path("b"))], None, "r.io", "'aa' is given twice"),
         ([("Producer", Path("a"))], None, "r.io", "image name 'Producer' is invalid"),
+        ([("a", Path("a"))], "r.io/x", None, "crane takes 2 to 255 characters"),
+        ([("x", Path("a"))], None, "r.io", "crane takes 2 to 255 characters"),
     ],
 )
 def test_plan_refusals(images, repository, prefix, message):
@@ -104,13 +106,13 @@ def test_flags_win_over_the_environment():
         "FRAUD_PUSH_REPOSITORY_PREFIX": "r.example.com/fraud",
         "FRAUD_PUSH_TAGS": "from-env",
     }
-    config = parse_args(["--image", "x=/x", "--repository", "q.example.com/x", "--tag", "t"], env)
-    assert [str(t.repository) for t in config.targets] == ["q.example.com/x"]
+    config = parse_args(["--image", "x=/x", "--repository", "q.example.com/xy", "--tag", "t"], env)
+    assert [str(t.repository) for t in config.targets] == ["q.example.com/xy"]
     assert config.tags == ("t",)
 
 
 def test_defaults():
-    config = parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/x"], {})
+    config = parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/xy"], {})
     assert config.tags == ("latest",)
     assert config.insecure_registries == ()
     assert config.token_realm_hosts == ()
@@ -119,7 +121,7 @@ def test_defaults():
 
 def test_usage_errors_exit_2_with_the_reason(capsys):
     with pytest.raises(SystemExit) as exit_:
-        parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/x", "--tag=-bad"], {})
+        parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/xy", "--tag=-bad"], {})
     assert exit_.value.code == 2
     assert "tag '-bad' is invalid" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -42,6 +42,7 @@ from tools.oci.push.reference import (
     InvalidReference,
     Repository,
     canonical_registry,
+    check_repository_length,
     check_tag,
     is_loopback,
     parse_repository,
@@ -117,7 +118,7 @@ def plan_targets(
                 "use --repository-prefix to push each to PREFIX/NAME"
             )
         name, layout = images[0]
-        return [Target(name, layout, parse_repository(repository))]
+        return [Target(name, layout, check_repository_length(parse_repository(repository)))]
     assert prefix is not None
     base = parse_repository(prefix, allow_empty_path=True)
     targets: list[Target] = []
@@ -131,7 +132,7 @@ def plan_targets(
         if name in seen:
             raise InvalidReference(f"--image name {name!r} is given twice")
         seen.add(name)
-        targets.append(Target(name, layout, base.child(name)))
+        targets.append(Target(name, layout, check_repository_length(base.child(name))))
     return targets
 
 

@@ -76,6 +76,16 @@ def check_path(path: str, *, what: str) -> None:
         )
 
 
+def check_repository_length(repository: Repository) -> Repository:
+    """crane's own limit on a whole repository path: 2 to 255 characters."""
+    if not 2 <= len(repository.path) <= 255:
+        raise InvalidReference(
+            f"repository path {repository.path!r} in {str(repository)!r} is invalid: "
+            "crane takes 2 to 255 characters"
+        )
+    return repository
+
+
 def check_tag(tag: str) -> str:
     if not TAG_RE.fullmatch(tag):
         raise InvalidReference(
