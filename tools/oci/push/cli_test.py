@@ -11,6 +11,7 @@ from tools.oci.push.push import (
     PushError,
     Target,
     build_parser,
+    choose_credentials,
     digest_file_text,
     is_insecure,
     layout_digest,
@@ -185,3 +186,27 @@ def test_insecure_registries_match_by_name():
     assert is_insecure("R.example.com:5000", ["r.example.com:5000"])
     assert is_insecure("docker.io", ["index.docker.io"])
     assert not is_insecure("r.example.com", ["r.example.com:5000"])
+
+
+def test_an_insecure_remote_registry_gets_no_credentials(tmp_path):
+    """Plain HTTP (or unverified TLS) to anything but loopback: crane gets `{}`, and the
+    guard is not even asked, so nothing is sent anywhere before the push."""
+    file = tmp_path / "config.json"
+    file.write_text(json.dumps({"auths": {"10.0.0.5:5000": {"auth": "dTpw"}}}))
+    config = parse_args(
+        [
+            "--image",
+            "x=/x",
+            "--repository",
+            "10.0.0.5:5000/xy",
+            "--insecure-registry",
+            "10.0.0.5:5000",
+        ],
+        {},
+    )
+    logged: list[str] = []
+    assert choose_credentials("10.0.0.5:5000", config, [file], logged.append) is None
+    assert logged == [
+        f"push: 10.0.0.5:5000 is an --insecure-registry: pushing without the credentials in "
+        f"{file} (they are never sent without verified TLS, except to loopback)"
+    ]

@@ -19,9 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.oci.push.reference import DOCKER_HUB_NAMES, canonical_registry
-
-DOCKER_HUB_KEY = "https://index.docker.io/v1/"  # where `docker login` files Docker Hub
+from tools.oci.push.reference import canonical_registry
 
 
 @dataclass(frozen=True)
@@ -97,11 +95,6 @@ def find(registry: str, files: list[Path]) -> Found | None:
         if how == "store" and store is None:
             store = Found(path, how)
     return store
-
-
-def crane_key(registry: str) -> str:
-    """The key crane looks the registry up under (Docker Hub's is historical)."""
-    return DOCKER_HUB_KEY if registry.lower() in DOCKER_HUB_NAMES else registry
 
 
 @contextmanager

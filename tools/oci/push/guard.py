@@ -95,8 +95,9 @@ Asker = Callable[[str, float], tuple[int, str]]
 def probe(registry: str, insecure: bool, *, timeout: float = 30.0, asker: Asker = ask) -> Answer:
     """The registry's answer to `GET /v2/` on the first scheme that answers."""
     errors: list[str] = []
+    host = "index.docker.io" if canonical_registry(registry) == "docker.io" else registry
     for scheme in schemes_for(registry, insecure):
-        url = f"{scheme}://{registry}/v2/"
+        url = f"{scheme}://{host}/v2/"
         try:
             status, header = asker(url, timeout)
         except (OSError, ValueError) as err:

@@ -128,3 +128,7 @@ def test_probe_follows_crane_scheme_order():
     ):
         probe("r.example.com", insecure=False, asker=asker)
     assert asked == ["https://r.example.com/v2/"]
+    asked.clear()
+    with pytest.raises(Refused):
+        probe("docker.io", insecure=False, asker=asker)
+    assert asked == ["https://index.docker.io/v2/"]  # where crane asks for Docker Hub
