@@ -210,3 +210,26 @@ def test_an_insecure_remote_registry_gets_no_credentials(tmp_path):
         f"push: 10.0.0.5:5000 is an --insecure-registry: pushing without the credentials in "
         f"{file} (they are never sent without verified TLS, except to loopback)"
     ]
+
+
+def test_a_private_address_answering_plain_http_needs_insecure_registry(tmp_path):
+    """crane would fall back to plain HTTP for 10.x by itself; the push refuses that
+    unless the registry is named insecure (a stand-in answers instead of the network)."""
+    asked: list[str] = []
+
+    def plain_only(url: str, timeout: float) -> tuple[int, str]:
+        asked.append(url)
+        if url.startswith("https:"):
+            raise OSError("connection refused")
+        return 200, ""
+
+    args = ["--image", "x=/x", "--repository", "10.0.0.5:5000/xy"]
+    with pytest.raises(PushError, match="answers only over plain HTTP; name it with --insecure"):
+        choose_credentials("10.0.0.5:5000", parse_args(args, {}), [], print, plain_only)
+    assert asked == ["https://10.0.0.5:5000/v2/", "http://10.0.0.5:5000/v2/"]
+    insecure = parse_args([*args, "--insecure-registry", "10.0.0.5:5000"], {})
+    assert choose_credentials("10.0.0.5:5000", insecure, [], print, plain_only) is None
+    assert len(asked) == 2  # named insecure: nothing to check
+    public = parse_args(["--image", "x=/x", "--repository", "r.example.com/xy"], {})
+    assert choose_credentials("r.example.com", public, [], print, plain_only) is None
+    assert len(asked) == 2  # crane never tries plain HTTP there

@@ -44,6 +44,7 @@ from tools.oci.push.reference import (
     canonical_registry,
     check_repository_length,
     check_tag,
+    crane_tries_plain_http,
     is_loopback,
     parse_repository,
 )
@@ -294,25 +295,39 @@ def is_insecure(registry: str, listed: Sequence[str]) -> bool:
 
 
 def choose_credentials(
-    registry: str, config: Config, files: list[Path], log: Log
+    registry: str, config: Config, files: list[Path], log: Log, asker: guard.Asker = guard.ask
 ) -> credentials.Found | None:
     """The credential file crane may use for `registry`, after the realm guard; None
-    for an anonymous push."""
+    for an anonymous push. Also refuses a private address or `.local` name (which crane
+    would try over plain HTTP by itself) that answers only over plain HTTP, unless it is
+    an --insecure-registry."""
     try:
         found = credentials.find(registry, files)
     except credentials.CredentialError as err:
         raise PushError(str(err)) from None
-    if found is None:
-        return None
     insecure = is_insecure(registry, config.insecure_registries)
-    if insecure and not is_loopback(registry):
+    loopback = is_loopback(registry)
+    if found is not None and insecure and not loopback:
         log(
             f"push: {registry} is an --insecure-registry: pushing without the credentials "
             f"in {found.path} (they are never sent without verified TLS, except to loopback)"
         )
+        found = None
+    if found is None:
+        if insecure or loopback or not crane_tries_plain_http(registry):
+            return None
+        try:
+            answer = guard.probe(registry, False, asker=asker)
+        except guard.Refused as err:
+            raise PushError(f"{registry}: {err}") from None
+        if answer.url.startswith("http:"):
+            raise PushError(
+                f"{registry} answers only over plain HTTP; name it with --insecure-registry "
+                f"{registry} to push to it that way"
+            )
         return None
     try:
-        answer = guard.probe(registry, insecure or is_loopback(registry))
+        answer = guard.probe(registry, insecure or loopback, asker=asker)
         guard.check(registry, answer, config.token_realm_hosts)
     except guard.Refused as err:
         raise PushError(f"refusing to push with the credentials in {found.path}: {err}") from None
