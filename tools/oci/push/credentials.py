@@ -33,15 +33,16 @@ class Found:
 
 def auth_files(environ: Mapping[str, str], home: Path) -> list[Path]:
     """The files credentials are looked up in, in order: podman's $REGISTRY_AUTH_FILE,
-    docker's $DOCKER_CONFIG/config.json (or ~/.docker/config.json), podman's
+    docker's $DOCKER_CONFIG/config.json and ~/.docker/config.json, podman's
     $XDG_RUNTIME_DIR/containers/auth.json and ~/.config/containers/auth.json."""
     files: list[Path] = []
     if environ.get("REGISTRY_AUTH_FILE"):
         files.append(Path(environ["REGISTRY_AUTH_FILE"]))
-    docker_dir = (
-        Path(environ["DOCKER_CONFIG"]) if environ.get("DOCKER_CONFIG") else home / ".docker"
-    )
-    files.append(docker_dir / "config.json")
+    if environ.get("DOCKER_CONFIG"):
+        files.append(Path(environ["DOCKER_CONFIG"]) / "config.json")
+    # Also where tools/bazel binds the caller's docker config ($DOCKER_CONFIG included)
+    # inside its sandbox, in which the caller's $DOCKER_CONFIG path may not exist.
+    files.append(home / ".docker" / "config.json")
     if environ.get("XDG_RUNTIME_DIR"):
         files.append(Path(environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
     config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")

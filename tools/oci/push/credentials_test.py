@@ -32,6 +32,7 @@ def test_files_in_podman_then_docker_order(tmp_path):
     assert auth_files(env, tmp_path) == [
         Path("/a/auth.json"),
         Path("/d/config.json"),
+        tmp_path / ".docker" / "config.json",  # where tools/bazel binds $DOCKER_CONFIG
         Path("/run/user/0/containers/auth.json"),
         tmp_path / ".config" / "containers" / "auth.json",
     ]

@@ -12,7 +12,7 @@ Blobs the registry already has are skipped. For each tag, one line goes to stdou
     pushed REGISTRY/PATH:TAG@sha256:HEX
 
 Credentials come from where `docker login` and `podman login` put them: $REGISTRY_AUTH_FILE,
-$DOCKER_CONFIG/config.json (or ~/.docker/config.json, with credHelpers/credsStore),
+$DOCKER_CONFIG/config.json, ~/.docker/config.json (with credHelpers/credsStore),
 $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json: the first that
 names the registry. They go only to the registry's host, or to a Bearer token realm over
 HTTPS on that host (or one allowed by --token-realm-host); over plain HTTP only to
