@@ -413,8 +413,9 @@ def oci_image_tests(name, image, loader, layers, files, shell = False, python_ap
 
 def oci_push(name, images, **kwargs):
     """`bazel run :<name> -- --repository R --tag T` pushes the image to any OCI registry
-    (one image; `--repository-prefix P` pushes each to P/<image name>), with credentials
-    from the usual docker or podman config, and prints each pushed digest.
+    (one image; `--repository-prefix P` pushes each to P/<image name>) with crane, found
+    at run time (the toolchain root has it), with credentials from the usual docker or
+    podman config, and prints each pushed digest.
 
     Args:
         name: the push target.

@@ -38,6 +38,8 @@ packages=(
   podman/bookworm runc/bookworm conmon/bookworm netavark/bookworm aardvark-dns/bookworm
   golang-github-containers-common/bookworm golang-github-containers-image/bookworm
   skopeo/bookworm docker-registry/bookworm iptables
+  # The push targets' registry client (go-containerregistry's crane); Debian has it in sid only.
+  crane/sid
 )
 
 tmp="$root.tmp.$$"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from tools.oci.push.push import (
+    PushError,
     Target,
     build_parser,
+    choose_credentials,
     digest_file_text,
+    is_insecure,
+    layout_digest,
     parse_args,
     parse_image,
     plan_targets,
@@ -38,7 +43,7 @@ def test_one_image_to_one_repository():
     assert plan_targets([("producer", Path("l"))], "127.0.0.1:5000/fraud/producer", None) == [
         Target("producer", Path("l"), Repository("127.0.0.1:5000", "fraud/producer"))
     ]
-    assert plan_targets([("", Path("l"))], "r.example.com/x", None)[0].repository.path == "x"
+    assert plan_targets([("", Path("l"))], "r.example.com/xy", None)[0].repository.path == "xy"
 
 
 def test_prefix_sends_each_image_to_its_own_repository():
@@ -64,8 +69,10 @@ def test_prefix_sends_each_image_to_its_own_repository():
             "takes one image, got 2 .*--repository-prefix",
         ),
         ([("", Path("a"))], None, "r.io/fraud", "needs NAME=LAYOUT_DIR"),
-        ([("a", Path("a")), ("a", Path("b"))], None, "r.io", "'a' is given twice"),
+        ([("aa", Path("a")), ("aa", Path("b"))], None, "r.io", "'aa' is given twice"),
         ([("Producer", Path("a"))], None, "r.io", "image name 'Producer' is invalid"),
+        ([("a", Path("a"))], "r.io/x", None, "crane takes 2 to 255 characters"),
+        ([("x", Path("a"))], None, "r.io", "crane takes 2 to 255 characters"),
     ],
 )
 def test_plan_refusals(images, repository, prefix, message):
@@ -79,9 +86,8 @@ def test_everything_from_the_environment(tmp_path):
         "FRAUD_PUSH_REPOSITORY_PREFIX": "r.example.com/fraud",
         "FRAUD_PUSH_TAGS": "v1, latest",
         "FRAUD_PUSH_INSECURE_REGISTRIES": "r.example.com",
+        "FRAUD_PUSH_TOKEN_REALM_HOSTS": "auth.example.com",
         "FRAUD_PUSH_DIGEST_FILE": "digests.txt",
-        "FRAUD_PUSH_RETRIES": "0",
-        "FRAUD_PUSH_TIMEOUT": "5",
         "BUILD_WORKING_DIRECTORY": str(tmp_path),
     }
     config = parse_args([], env)
@@ -91,8 +97,8 @@ def test_everything_from_the_environment(tmp_path):
     ]
     assert config.tags == ("v1", "latest")
     assert config.insecure_registries == ("r.example.com",)
+    assert config.token_realm_hosts == ("auth.example.com",)
     assert config.digest_file == tmp_path / "digests.txt"  # where `bazel run` was called
-    assert config.retry.attempts == 1 and config.timeout == 5.0
 
 
 def test_flags_win_over_the_environment():
@@ -101,22 +107,22 @@ def test_flags_win_over_the_environment():
         "FRAUD_PUSH_REPOSITORY_PREFIX": "r.example.com/fraud",
         "FRAUD_PUSH_TAGS": "from-env",
     }
-    config = parse_args(["--image", "x=/x", "--repository", "q.example.com/x", "--tag", "t"], env)
-    assert [str(t.repository) for t in config.targets] == ["q.example.com/x"]
+    config = parse_args(["--image", "x=/x", "--repository", "q.example.com/xy", "--tag", "t"], env)
+    assert [str(t.repository) for t in config.targets] == ["q.example.com/xy"]
     assert config.tags == ("t",)
 
 
 def test_defaults():
-    config = parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/x"], {})
+    config = parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/xy"], {})
     assert config.tags == ("latest",)
     assert config.insecure_registries == ()
+    assert config.token_realm_hosts == ()
     assert config.digest_file is None
-    assert config.retry.attempts == 4
 
 
 def test_usage_errors_exit_2_with_the_reason(capsys):
     with pytest.raises(SystemExit) as exit_:
-        parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/x", "--tag=-bad"], {})
+        parse_args(["--image", "x=/x", "--repository", "127.0.0.1:5000/xy", "--tag=-bad"], {})
     assert exit_.value.code == 2
     assert "tag '-bad' is invalid" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -132,9 +138,8 @@ def test_help_names_every_environment_variable():
         "FRAUD_PUSH_REPOSITORY_PREFIX",
         "FRAUD_PUSH_TAGS",
         "FRAUD_PUSH_INSECURE_REGISTRIES",
+        "FRAUD_PUSH_TOKEN_REALM_HOSTS",
         "FRAUD_PUSH_DIGEST_FILE",
-        "FRAUD_PUSH_RETRIES",
-        "FRAUD_PUSH_TIMEOUT",
     ]:
         assert variable in text
 
@@ -157,5 +162,74 @@ def test_layout_paths_under_bazel_run(tmp_path, monkeypatch):
     env = {"BUILD_WORKING_DIRECTORY": str(caller)}
     assert resolve_layout(Path("services/image"), env) == Path("services/image")  # runfiles
     assert resolve_layout(Path("out/layout"), env) == caller / "out" / "layout"  # the caller's
-    assert resolve_layout(Path("nowhere"), env) == Path("nowhere")  # read_layout will say
+    assert resolve_layout(Path("nowhere"), env) == Path("nowhere")  # layout_digest will say
     assert resolve_layout(Path("out/layout"), {}) == Path("out/layout")
+
+
+def test_layout_digest_is_the_one_manifest(tmp_path):
+    layout = tmp_path / "layout"
+    with pytest.raises(PushError, match="not an OCI image layout"):
+        layout_digest(layout)
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    manifest = {"digest": DIGEST, "mediaType": "application/vnd.oci.image.manifest.v1+json"}
+    (layout / "index.json").write_text(json.dumps({"manifests": [manifest, manifest]}))
+    with pytest.raises(PushError, match="exactly one sha256 manifest"):
+        layout_digest(layout)
+    (layout / "index.json").write_text(json.dumps({"manifests": [manifest]}))
+    with pytest.raises(PushError, match=f"the manifest {DIGEST} is missing"):
+        layout_digest(layout)
+    (layout / "blobs" / "sha256" / DIGEST.removeprefix("sha256:")).write_text("{}")
+    assert layout_digest(layout) == DIGEST
+
+
+def test_insecure_registries_match_by_name():
+    assert is_insecure("R.example.com:5000", ["r.example.com:5000"])
+    assert is_insecure("docker.io", ["index.docker.io"])
+    assert not is_insecure("r.example.com", ["r.example.com:5000"])
+
+
+def test_an_insecure_remote_registry_gets_no_credentials(tmp_path):
+    """Plain HTTP (or unverified TLS) to anything but loopback: crane gets `{}`, and the
+    guard is not even asked, so nothing is sent anywhere before the push."""
+    file = tmp_path / "config.json"
+    file.write_text(json.dumps({"auths": {"10.0.0.5:5000": {"auth": "dTpw"}}}))
+    config = parse_args(
+        [
+            "--image",
+            "x=/x",
+            "--repository",
+            "10.0.0.5:5000/xy",
+            "--insecure-registry",
+            "10.0.0.5:5000",
+        ],
+        {},
+    )
+    logged: list[str] = []
+    assert choose_credentials("10.0.0.5:5000", config, [file], logged.append) is None
+    assert logged == [
+        f"push: 10.0.0.5:5000 is an --insecure-registry: pushing without the credentials in "
+        f"{file} (they are never sent without verified TLS, except to loopback)"
+    ]
+
+
+def test_a_private_address_answering_plain_http_needs_insecure_registry(tmp_path):
+    """crane would fall back to plain HTTP for 10.x by itself; the push refuses that
+    unless the registry is named insecure (a stand-in answers instead of the network)."""
+    asked: list[str] = []
+
+    def plain_only(url: str, timeout: float) -> tuple[int, str]:
+        asked.append(url)
+        if url.startswith("https:"):
+            raise OSError("connection refused")
+        return 200, ""
+
+    args = ["--image", "x=/x", "--repository", "10.0.0.5:5000/xy"]
+    with pytest.raises(PushError, match="answers only over plain HTTP; name it with --insecure"):
+        choose_credentials("10.0.0.5:5000", parse_args(args, {}), [], print, plain_only)
+    assert asked == ["https://10.0.0.5:5000/v2/", "http://10.0.0.5:5000/v2/"]
+    insecure = parse_args([*args, "--insecure-registry", "10.0.0.5:5000"], {})
+    assert choose_credentials("10.0.0.5:5000", insecure, [], print, plain_only) is None
+    assert len(asked) == 2  # named insecure: nothing to check
+    public = parse_args(["--image", "x=/x", "--repository", "r.example.com/xy"], {})
+    assert choose_credentials("r.example.com", public, [], print, plain_only) is None
+    assert len(asked) == 2  # crane never tries plain HTTP there

@@ -1,8 +1,9 @@
-"""Push OCI image layouts to an OCI registry.
+"""Push OCI image layouts to an OCI registry, with crane.
 
     push --image NAME=LAYOUT_DIR [--image NAME=LAYOUT_DIR ...]
          (--repository REGISTRY/PATH | --repository-prefix REGISTRY/PREFIX)
-         [--tag TAG ...] [--insecure-registry HOST[:PORT] ...] [--digest-file FILE]
+         [--tag TAG ...] [--insecure-registry HOST[:PORT] ...]
+         [--token-realm-host HOST ...] [--digest-file FILE]
 
 With one image and --repository R, the image goes to R; with --repository-prefix P, each
 image goes to P/NAME (one command pushes every service image). Tags default to `latest`.
@@ -11,40 +12,49 @@ Blobs the registry already has are skipped. For each tag, one line goes to stdou
     pushed REGISTRY/PATH:TAG@sha256:HEX
 
 Credentials come from where `docker login` and `podman login` put them: $REGISTRY_AUTH_FILE,
-$DOCKER_CONFIG/config.json (or ~/.docker/config.json, with credHelpers/credsStore),
-$XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json. Loopback
-registries (localhost, 127.0.0.1, [::1]) and those named by --insecure-registry are
-reached over plain HTTP, every other one over HTTPS with the system's CA trust.
+$DOCKER_CONFIG/config.json, ~/.docker/config.json (with credHelpers/credsStore),
+$XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json: the first that
+names the registry. They go only to the registry's host, or to a Bearer token realm over
+HTTPS on that host (or one allowed by --token-realm-host); over plain HTTP only to
+loopback. Registries named by --insecure-registry are reached without TLS verification
+or over plain HTTP, and get no credentials unless they are loopback.
 
-Why: our images are built as OCI layouts without a container engine, so pushing them
-must not need one either: this speaks the OCI distribution API with the standard library.
+Why: our images are built as OCI layouts without a container engine; crane
+(go-containerregistry, in the toolchain root) pushes them without one. This wrapper maps
+the arguments, chooses the credential file and guards where credentials may go.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import json
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from libs.cli.flags import flag, non_negative_int, positive_float
-from tools.oci.push.auth import auth_files, find_credentials, run_credential_helper
-from tools.oci.push.client import PushError, RetryPolicy, Session, push_image
-from tools.oci.push.layout import LayoutError, read_layout
+from libs.cli.flags import flag
+from tools.oci.push import credentials, guard
+from tools.oci.push.crane import Crane, CraneError, locate
 from tools.oci.push.reference import (
     InvalidReference,
     Repository,
+    canonical_registry,
+    check_repository_length,
     check_tag,
-    endpoint_for,
+    crane_tries_plain_http,
+    is_loopback,
     parse_repository,
 )
-from tools.oci.push.transport import Transport
 
 DEFAULT_TAG = "latest"
+Log = Callable[[str], None]
+
+
+class PushError(Exception):
+    """A push that failed; the message names the repository and the reason."""
 
 
 @dataclass(frozen=True)
@@ -61,9 +71,8 @@ class Config:
     targets: tuple[Target, ...]
     tags: tuple[str, ...]
     insecure_registries: tuple[str, ...]
+    token_realm_hosts: tuple[str, ...]
     digest_file: Path | None
-    retry: RetryPolicy
-    timeout: float
 
 
 def split_list(text: str) -> list[str]:
@@ -110,7 +119,7 @@ def plan_targets(
                 "use --repository-prefix to push each to PREFIX/NAME"
             )
         name, layout = images[0]
-        return [Target(name, layout, parse_repository(repository))]
+        return [Target(name, layout, check_repository_length(parse_repository(repository)))]
     assert prefix is not None
     base = parse_repository(prefix, allow_empty_path=True)
     targets: list[Target] = []
@@ -124,8 +133,27 @@ def plan_targets(
         if name in seen:
             raise InvalidReference(f"--image name {name!r} is given twice")
         seen.add(name)
-        targets.append(Target(name, layout, base.child(name)))
+        targets.append(Target(name, layout, check_repository_length(base.child(name))))
     return targets
+
+
+def layout_digest(layout: Path) -> str:
+    """The digest of the layout's one manifest (what crane will push), checked before
+    anything is sent."""
+    index_path = layout / "index.json"
+    try:
+        index = json.loads(index_path.read_text())
+        manifests = index["manifests"]
+        digest = manifests[0]["digest"] if len(manifests) == 1 else None
+    except FileNotFoundError:
+        raise PushError(f"{layout} is not an OCI image layout (no index.json)") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+        raise PushError(f"{index_path} is unreadable: {err}") from None
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+        raise PushError(f"{index_path} must list exactly one sha256 manifest")
+    if not (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).is_file():
+        raise PushError(f"{layout}: the manifest {digest} is missing; rebuild the image")
+    return digest
 
 
 def pushed_line(repository: Repository, tag: str, digest: str) -> str:
@@ -195,8 +223,18 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "--insecure-registry",
         env="FRAUD_PUSH_INSECURE_REGISTRIES",
         metavar="HOST[:PORT]",
-        help="registry to reach over plain HTTP (loopback ones always are)",
+        help="registry to reach over plain HTTP or unverified TLS (crane --insecure); it "
+        "gets no credentials unless it is loopback",
         default="none",
+    )
+    _repeated(
+        parser,
+        "--token-realm-host",
+        env="FRAUD_PUSH_TOKEN_REALM_HOSTS",
+        metavar="HOST",
+        help="another host whose HTTPS token realm may receive the registry's credentials "
+        "(e.g. gitlab.com for registry.gitlab.com)",
+        default="the registry's own host",
     )
     flag(
         parser,
@@ -207,25 +245,11 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         "for several images); relative to the caller's directory under `bazel run`",
         environ=environ,
     )
-    flag(
-        parser,
-        "--retries",
-        env="FRAUD_PUSH_RETRIES",
-        default=3,
-        type=non_negative_int,
-        help="retries of a request after a connection error, 5xx or 429 (backoff 1, 2, 4 s...)",
-        environ=environ,
-    )
-    flag(
-        parser,
-        "--timeout",
-        env="FRAUD_PUSH_TIMEOUT",
-        default=120.0,
-        type=positive_float,
-        help="seconds without progress on a connection before it counts as failed",
-        environ=environ,
-    )
     return parser
+
+
+def _listed(given: list[str] | None, environ: Mapping[str, str], env: str) -> list[str]:
+    return given if given is not None else split_list(environ.get(env, ""))
 
 
 def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Config:
@@ -235,27 +259,19 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Config
     parser = build_parser(environ)
     ns = parser.parse_args(argv)
     try:
-        image_args = (
-            ns.image if ns.image is not None else split_list(environ.get("FRAUD_PUSH_IMAGES", ""))
-        )
         images = [
             (name, resolve_layout(path, environ))
-            for name, path in (parse_image(text) for text in image_args)
+            for name, path in map(parse_image, _listed(ns.image, environ, "FRAUD_PUSH_IMAGES"))
         ]
         repository, prefix = ns.repository, ns.repository_prefix
         if repository is None and prefix is None:
             repository = environ.get("FRAUD_PUSH_REPOSITORY") or None
             prefix = environ.get("FRAUD_PUSH_REPOSITORY_PREFIX") or None
         targets = plan_targets(images, repository, prefix)
-        tags = ns.tag if ns.tag is not None else split_list(environ.get("FRAUD_PUSH_TAGS", ""))
+        tags = _listed(ns.tag, environ, "FRAUD_PUSH_TAGS")
         tags = [check_tag(tag) for tag in dict.fromkeys(tags or [DEFAULT_TAG])]
     except InvalidReference as err:
         parser.error(str(err))
-    insecure = (
-        ns.insecure_registry
-        if ns.insecure_registry is not None
-        else split_list(environ.get("FRAUD_PUSH_INSECURE_REGISTRIES", ""))
-    )
     digest_file = None
     if ns.digest_file:
         digest_file = Path(ns.digest_file)
@@ -264,11 +280,101 @@ def parse_args(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Config
     return Config(
         targets=tuple(targets),
         tags=tuple(tags),
-        insecure_registries=tuple(insecure),
+        insecure_registries=tuple(
+            _listed(ns.insecure_registry, environ, "FRAUD_PUSH_INSECURE_REGISTRIES")
+        ),
+        token_realm_hosts=tuple(
+            _listed(ns.token_realm_host, environ, "FRAUD_PUSH_TOKEN_REALM_HOSTS")
+        ),
         digest_file=digest_file,
-        retry=RetryPolicy(attempts=ns.retries + 1),
-        timeout=ns.timeout,
     )
+
+
+def is_insecure(registry: str, listed: Sequence[str]) -> bool:
+    return canonical_registry(registry) in {canonical_registry(r.strip()) for r in listed}
+
+
+def choose_credentials(
+    registry: str, config: Config, files: list[Path], log: Log, asker: guard.Asker = guard.ask
+) -> credentials.Found | None:
+    """The credential file crane may use for `registry`, after the realm guard; None
+    for an anonymous push. Also refuses a private address or `.local` name (which crane
+    would try over plain HTTP by itself) that answers only over plain HTTP, unless it is
+    an --insecure-registry."""
+    try:
+        found = credentials.find(registry, files)
+    except credentials.CredentialError as err:
+        raise PushError(str(err)) from None
+    insecure = is_insecure(registry, config.insecure_registries)
+    loopback = is_loopback(registry)
+    if found is not None and insecure and not loopback:
+        log(
+            f"push: {registry} is an --insecure-registry: pushing without the credentials "
+            f"in {found.path} (they are never sent without verified TLS, except to loopback)"
+        )
+        found = None
+    if found is None:
+        if insecure or loopback or not crane_tries_plain_http(registry):
+            return None
+        try:
+            answer = guard.probe(registry, False, asker=asker)
+        except guard.Refused as err:
+            raise PushError(f"{registry}: {err}") from None
+        if answer.url.startswith("http:"):
+            raise PushError(
+                f"{registry} answers only over plain HTTP; name it with --insecure-registry "
+                f"{registry} to push to it that way"
+            )
+        return None
+    try:
+        answer = guard.probe(registry, insecure or loopback, asker=asker)
+        guard.check(registry, answer, config.token_realm_hosts)
+    except guard.Refused as err:
+        raise PushError(f"refusing to push with the credentials in {found.path}: {err}") from None
+    return found
+
+
+def explain(
+    err: CraneError, registry: str, found: credentials.Found | None, files: list[Path]
+) -> str:
+    if not err.unauthorized:
+        return str(err)
+    if found is None:
+        looked = ", ".join(str(path) for path in files)
+        return f"no credentials for {registry} were found (looked in {looked}): {err}"
+    return f"{registry} refused the credentials from {found.path}: {err}"
+
+
+def push_target(
+    target: Target,
+    config: Config,
+    files: list[Path],
+    binary: str,
+    environ: Mapping[str, str],
+    log: Log,
+) -> str:
+    repo = target.repository
+    expected = layout_digest(target.layout)
+    found = choose_credentials(repo.registry, config, files, log)
+    with credentials.crane_config(found) as docker_config:
+        crane = Crane(
+            binary,
+            docker_config,
+            environ,
+            insecure=is_insecure(repo.registry, config.insecure_registries)
+            or is_loopback(repo.registry),
+            log=log,
+        )
+        first, *others = config.tags
+        try:
+            digest = crane.push(target.layout, f"{repo}:{first}")
+            for tag in others:
+                crane.tag(f"{repo}@{digest}", tag)
+        except CraneError as err:
+            raise PushError(f"{repo}: {explain(err, repo.registry, found, files)}") from None
+    if digest != expected:
+        raise PushError(f"{repo}: crane pushed {digest}, but the layout's manifest is {expected}")
+    return digest
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -279,37 +385,25 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(line, file=sys.stderr, flush=True)
 
     home = Path(environ.get("HOME") or os.path.expanduser("~"))
-    files = auth_files(environ, home)
-    lookup = functools.partial(find_credentials, files=files, run_helper=run_credential_helper)
-    transport = Transport(timeout=config.timeout)
+    files = credentials.auth_files(environ, home)
     results: list[tuple[Target, str]] = []
     try:
-        # Every layout is read (structure, blobs present at their sizes) before anything
-        # is sent; blob digests are checked as they stream.
-        images = [(target, read_layout(target.layout)) for target in config.targets]
-        for target, image in images:
-            repo = target.repository
-            session = Session(
-                repo,
-                endpoint_for(repo.registry, config.insecure_registries),
-                transport,
-                lookup,
-                files,
-            )
-            digest = push_image(session, image, config.tags, config.retry, log)
+        binary = locate(environ)
+        for target in config.targets:  # every layout is checked before anything is sent
+            layout_digest(target.layout)
+        for target in config.targets:
+            digest = push_target(target, config, files, binary, environ, log)
             for tag in config.tags:
-                print(pushed_line(repo, tag, digest), flush=True)
+                print(pushed_line(target.repository, tag, digest), flush=True)
             results.append((target, digest))
         if config.digest_file is not None:
             write_digest_file(config.digest_file, results)
-    except (LayoutError, PushError) as err:
+    except (PushError, CraneError) as err:
         print(f"push: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("push: interrupted", file=sys.stderr)
         return 130
-    finally:
-        transport.close()
     return 0
 
 

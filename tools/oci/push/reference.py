@@ -1,27 +1,23 @@
-"""Where an image goes: repository names, registry endpoints and the distribution API's URLs.
+"""Where an image goes: `REGISTRY/PATH` and tags, read one way by the command line, the
+credential lookup and the realm guard.
 
-Why: the push client and its tests must agree on one reading of `REGISTRY/PATH`, on when
-plain HTTP is allowed, and on how an upload's Location becomes the URL that completes it.
-These are pure functions, tested without a network.
+Why: crane would accept `producer` as Docker Hub's `library/producer`; a push target must
+name its registry, and the guard must know which hosts are loopback and which names crane
+would try over plain HTTP. Pure functions, tested without a network.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 # The distribution spec's grammar for a repository path and a tag.
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 PATH_RE = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
-# Docker Hub answers the API on another host than its name.
-_DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-DOCKER_HUB_API_HOST = "registry-1.docker.io"
+DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 
 class InvalidReference(ValueError):
@@ -80,6 +76,16 @@ def check_path(path: str, *, what: str) -> None:
         )
 
 
+def check_repository_length(repository: Repository) -> Repository:
+    """crane's own limit on a whole repository path: 2 to 255 characters."""
+    if not 2 <= len(repository.path) <= 255:
+        raise InvalidReference(
+            f"repository path {repository.path!r} in {str(repository)!r} is invalid: "
+            "crane takes 2 to 255 characters"
+        )
+    return repository
+
+
 def check_tag(tag: str) -> str:
     if not TAG_RE.fullmatch(tag):
         raise InvalidReference(
@@ -89,76 +95,41 @@ def check_tag(tag: str) -> str:
     return tag
 
 
-def split_host_port(registry: str) -> tuple[str, str | None]:
-    """`host:port`, `[v6]:port`, `host` → (host without brackets, port or None)."""
-    if registry.startswith("["):
-        host, _, rest = registry[1:].partition("]")
-        return host, rest[1:] if rest.startswith(":") else None
-    host, sep, port = registry.rpartition(":")
-    return (host, port) if sep else (registry, None)
+def host_of(netloc: str) -> str:
+    """`host:port`, `[v6]:port`, `host` → the host, lowercase, without brackets."""
+    if netloc.startswith("["):
+        return netloc[1:].partition("]")[0].lower()
+    host, sep, port = netloc.rpartition(":")
+    return (host if sep and port.isdigit() else netloc).lower()
 
 
-def is_loopback(registry: str) -> bool:
-    host, _ = split_host_port(registry)
-    if host == "localhost":
-        return True
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
+
+
+def is_loopback(netloc: str) -> bool:
+    host = host_of(netloc)
+    ip = _ip(host)
+    return host == "localhost" or (ip is not None and ip.is_loopback)
+
+
+def crane_tries_plain_http(netloc: str) -> bool:
+    """Whether crane (go-containerregistry 0.20) falls back to plain HTTP for this
+    registry by itself: RFC 1918 addresses and `.local`/`.localhost` names, besides
+    loopback (see name.Registry.Scheme)."""
+    host = host_of(netloc)
+    ip = _ip(host)
+    private = ip is not None and any(
+        ip in ipaddress.ip_network(block)
+        for block in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+    )
+    return private or host.endswith((".local", ".localhost"))
 
 
 def canonical_registry(registry: str) -> str:
     """The name credentials are filed under: Docker Hub's aliases become `docker.io`."""
     lowered = registry.lower()
-    return "docker.io" if lowered in _DOCKER_HUB_NAMES else lowered
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a registry's API answers: `scheme://netloc/v2/...`."""
-
-    scheme: str
-    netloc: str
-
-    @property
-    def base(self) -> str:
-        return f"{self.scheme}://{self.netloc}"
-
-
-def endpoint_for(registry: str, insecure: Iterable[str] = ()) -> Endpoint:
-    """Plain HTTP for loopback registries and those named insecure, HTTPS otherwise."""
-    netloc = DOCKER_HUB_API_HOST if canonical_registry(registry) == "docker.io" else registry
-    insecure_names = {canonical_registry(name.strip()) for name in insecure if name.strip()}
-    plain = is_loopback(registry) or canonical_registry(registry) in insecure_names
-    return Endpoint("http" if plain else "https", netloc)
-
-
-def blob_url(endpoint: Endpoint, repo: Repository, digest: str) -> str:
-    return f"{endpoint.base}/v2/{repo.path}/blobs/{digest}"
-
-
-def upload_start_url(endpoint: Endpoint, repo: Repository) -> str:
-    return f"{endpoint.base}/v2/{repo.path}/blobs/uploads/"
-
-
-def manifest_url(endpoint: Endpoint, repo: Repository, reference: str) -> str:
-    return f"{endpoint.base}/v2/{repo.path}/manifests/{reference}"
-
-
-def upload_finish_url(location: str, request_url: str, digest: str) -> str:
-    """The upload session's Location (relative or absolute, maybe with a query of its
-    own, e.g. `_state=`) with `digest=` added: where the monolithic PUT goes."""
-    if not location:
-        raise InvalidReference("the registry started an upload but sent no Location header")
-    absolute = urljoin(request_url, location)
-    parts = urlsplit(absolute)
-    digest_param = "digest=" + quote(digest, safe="")
-    query = f"{parts.query}&{digest_param}" if parts.query else digest_param
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
-
-
-def same_origin(url: str, endpoint: Endpoint) -> bool:
-    """Credentials go only to the registry itself, never to a storage redirect."""
-    parts = urlsplit(url)
-    return parts.scheme == endpoint.scheme and parts.netloc.lower() == endpoint.netloc.lower()
+    return "docker.io" if lowered in DOCKER_HUB_NAMES else lowered

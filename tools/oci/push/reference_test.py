@@ -1,23 +1,18 @@
-"""Repository names, plain-HTTP choice and upload URLs, as the distribution spec reads them."""
+"""Repository names, tags and host classes (loopback, names crane tries over plain HTTP)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tools.oci.push.reference import (
-    Endpoint,
     InvalidReference,
     Repository,
     check_tag,
-    endpoint_for,
+    crane_tries_plain_http,
+    host_of,
     is_loopback,
-    manifest_url,
     parse_repository,
-    same_origin,
-    upload_finish_url,
 )
-
-DIGEST = "sha256:" + "ab" * 32
 
 
 @pytest.mark.parametrize(
@@ -81,47 +76,28 @@ def test_is_loopback(registry, loopback):
     assert is_loopback(registry) is loopback
 
 
-def test_plain_http_only_for_loopback_and_named_insecure_registries():
-    assert endpoint_for("127.0.0.1:5000") == Endpoint("http", "127.0.0.1:5000")
-    assert endpoint_for("[::1]:5000") == Endpoint("http", "[::1]:5000")
-    assert endpoint_for("registry.lan:5000") == Endpoint("https", "registry.lan:5000")
-    assert endpoint_for("registry.lan:5000", ["registry.lan:5000"]).scheme == "http"
-    assert endpoint_for("registry.lan:5000", ["registry.lan"]).scheme == "https"  # port matters
-    assert endpoint_for("docker.io") == Endpoint("https", "registry-1.docker.io")
+@pytest.mark.parametrize(
+    ("registry", "plain"),
+    [
+        ("10.1.2.3:5000", True),
+        ("172.20.0.1", True),
+        ("192.168.1.10:443", True),
+        ("registry.local:5000", True),
+        ("box.localhost", True),
+        ("172.32.0.1", False),
+        ("registry.example.com", False),
+        ("local.example.com", False),
+        ("8.8.8.8:5000", False),
+    ],
+)
+def test_names_crane_would_try_over_plain_http(registry, plain):
+    assert crane_tries_plain_http(registry) is plain
 
 
-def test_upload_finish_url_from_relative_absolute_and_queried_locations():
-    start = "http://127.0.0.1:5000/v2/fraud/x/blobs/uploads/"
-    encoded = "digest=sha256%3A" + "ab" * 32
-    assert upload_finish_url("/v2/fraud/x/blobs/uploads/u1", start, DIGEST) == (
-        f"http://127.0.0.1:5000/v2/fraud/x/blobs/uploads/u1?{encoded}"
-    )
-    assert upload_finish_url("u2", start, DIGEST) == (
-        f"http://127.0.0.1:5000/v2/fraud/x/blobs/uploads/u2?{encoded}"
-    )
-    assert upload_finish_url("/v2/fraud/x/blobs/uploads/u3?_state=a%3D%3D&x=1", start, DIGEST) == (
-        f"http://127.0.0.1:5000/v2/fraud/x/blobs/uploads/u3?_state=a%3D%3D&x=1&{encoded}"
-    )
-    assert upload_finish_url("https://uploads.example.com/s/u4?sig=abc", start, DIGEST) == (
-        f"https://uploads.example.com/s/u4?sig=abc&{encoded}"
-    )
-    with pytest.raises(InvalidReference, match="no Location header"):
-        upload_finish_url("", start, DIGEST)
-
-
-def test_same_origin_keeps_credentials_at_the_registry():
-    endpoint = Endpoint("https", "registry.example.com")
-    assert same_origin("https://registry.example.com/v2/x/blobs/uploads/1", endpoint)
-    assert same_origin("https://REGISTRY.example.com/v2/", endpoint)
-    assert not same_origin("https://storage.example.com/blob", endpoint)
-    assert not same_origin("http://registry.example.com/v2/", endpoint)
-
-
-def test_manifest_url():
-    endpoint = Endpoint("http", "127.0.0.1:5000")
-    assert manifest_url(endpoint, Repository("127.0.0.1:5000", "a/b"), "v1") == (
-        "http://127.0.0.1:5000/v2/a/b/manifests/v1"
-    )
+def test_host_of():
+    assert host_of("Registry.Example.com:5000") == "registry.example.com"
+    assert host_of("[::1]:5000") == "::1"
+    assert host_of("localhost") == "localhost"
 
 
 @pytest.mark.parametrize("tag", ["latest", "v1.2.3", "sha-abc_DEF", "_x", "a" * 128])
