@@ -428,7 +428,7 @@ def oci_push(name, images, **kwargs):
         main = "//tools/oci/push:push.py",
         args = ["--image=%s=$(rootpath %s)" % (image_name, image) for image_name, image in images.items()],
         data = images.values(),
-        deps = ["//tools/oci/push:cli"],
+        deps = ["//tools/oci/push:push_lib"],
         **kwargs
     )
 
