@@ -7,16 +7,26 @@ runs no health checks without systemd. So with podman, `up` starts the services 
 by level in dependency order and runs each container's health check itself until it
 passes; with Docker, `docker compose up --wait` does the same. Either way `up` returns
 only when everything is healthy, and says how long it took and where everything is.
+
+`down` stops the services itself before compose removes them, in reverse dependency
+order (the producer, then the detector, then Kafka's other clients and the Spark worker,
+then Kafka, PostgreSQL, Prometheus and the Spark master), each with its
+stop_grace_period: podman-compose stops every container at once, so Kafka went away
+while the producer was flushing and the quality monitor was committing, both blocked
+past the grace period and were killed. It says how long each one took, and names any
+that had to be killed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +37,8 @@ from libs.cli.flags import flag, positive_float, switch
 from libs.runfiles.runfiles import runfiles_root
 
 PROJECT = "fraud"
+STOP_GRACE_PERIOD = 10.0  # s: compose's default stop_grace_period
+EXIT_SIGKILL = 128 + 9
 # The images the compose file names, and the tarballs Bazel builds them into.
 IMAGES = {
     "localhost/fraud/kafka:latest": "infra/images/kafka_load/tarball.tar",
@@ -104,14 +116,19 @@ def workspace_file(relative: str) -> Path:
     return runfiles_root() / "_main" / relative
 
 
-def start_levels(compose_file: Path, profiles: set[str]) -> list[list[str]]:
-    """Services grouped so each group depends only on earlier ones (compose order)."""
+def active_services(compose_file: Path, profiles: set[str]) -> dict[str, dict]:
+    """The compose file's services outside a profile or in one of `profiles`."""
     services = yaml.safe_load(compose_file.read_text())["services"]
-    active = {
+    return {
         name: spec
         for name, spec in services.items()
         if not spec.get("profiles") or profiles & set(spec["profiles"])
     }
+
+
+def start_levels(compose_file: Path, profiles: set[str]) -> list[list[str]]:
+    """Services grouped so each group depends only on earlier ones (compose order)."""
+    active = active_services(compose_file, profiles)
     levels: list[list[str]] = []
     placed: set[str] = set()
     while len(placed) < len(active):
@@ -168,10 +185,7 @@ def wait_healthy(compose: Compose, services: list[str], deadline: float) -> None
             container = container_of(compose.engine, compose.project, service)
             if container is None:
                 continue
-            state = subprocess.run(
-                [compose.engine, "inspect", "--format", "{{.State.Status}}", container],
-                capture_output=True, text=True, check=False,
-            ).stdout.strip()  # fmt: skip
+            state = _inspect(compose, container, "{{.State.Status}}")
             if state in ("exited", "dead"):
                 raise ComposeError(f"{service} exited; its log:\n{logs_tail(compose, container)}")
             check = subprocess.run(
@@ -188,6 +202,84 @@ def wait_healthy(compose: Compose, services: list[str], deadline: float) -> None
             raise ComposeError(f"not healthy in time: {sorted(pending)}\n{tails}")
         if pending:
             time.sleep(2)
+
+
+def grace_seconds(spec: dict) -> float:
+    """A service's stop_grace_period in seconds ("30s", "1m30s", "1.5s" or a number)."""
+    value = spec.get("stop_grace_period", STOP_GRACE_PERIOD)
+    if isinstance(value, int | float):
+        return float(value)
+    parts = re.fullmatch(r"(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", str(value).strip())
+    if not parts or not any(parts.groups()):
+        raise ComposeError(f"stop_grace_period {value!r}: expected a duration like 30s or 1m30s")
+    minutes, seconds = parts.groups()
+    return 60 * int(minutes or 0) + float(seconds or 0)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """How one running service stopped: SIGTERM, then SIGKILL after `grace` seconds."""
+
+    service: str
+    seconds: float
+    grace: float
+    exit_code: int
+
+    @property
+    def killed(self) -> bool:
+        return self.exit_code == EXIT_SIGKILL
+
+
+def stop_service(compose: Compose, service: str, grace: float) -> Stopped | None:
+    """Stops the service's container if it runs; None if it does not."""
+    container = container_of(compose.engine, compose.project, service)
+    if container is None or _inspect(compose, container, "{{.State.Status}}") != "running":
+        return None
+    started = time.monotonic()
+    subprocess.run(
+        [compose.engine, "stop", "--time", str(round(grace)), container],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    code = _inspect(compose, container, "{{.State.ExitCode}}")
+    return Stopped(service, seconds, grace, int(code) if code.lstrip("-").isdigit() else -1)
+
+
+def stop_in_order(compose: Compose, profiles: set[str]) -> list[Stopped]:
+    """Stops every running service, dependents first; a level's services in parallel."""
+    specs = active_services(compose.file, profiles)
+    stopped: list[Stopped] = []
+    for level in reversed(start_levels(compose.file, profiles)):
+        with ThreadPoolExecutor(max_workers=len(level)) as pool:
+            results = pool.map(lambda s: stop_service(compose, s, grace_seconds(specs[s])), level)
+            stopped += [result for result in results if result is not None]
+    return stopped
+
+
+def down(compose: Compose, volumes: bool) -> list[Stopped]:
+    """`//infra:down`: stop in order (reporting each), then let compose remove it all."""
+    stopped = stop_in_order(compose, {"grafana"})
+    for s in stopped:
+        if s.killed:
+            print(
+                f"down: {s.service} did not stop within its {s.grace:.0f} s grace period "
+                "and was killed",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(f"down: {s.service} stopped in {s.seconds:.1f} s", flush=True)
+    compose.run("--profile", "grafana", "down", *(["--volumes"] if volumes else []), quiet=True)
+    print(f"down: stopped {compose.project}" + (" and removed its volumes" if volumes else ""))
+    return stopped
+
+
+def _inspect(compose: Compose, container: str, template: str) -> str:
+    result = subprocess.run(
+        [compose.engine, "inspect", "--format", template, container],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return result.stdout.strip()
 
 
 def logs_tail(compose: Compose, container: str | None, lines: int = 30) -> str:
@@ -309,12 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "up":
             up(compose, args.grafana, args.timeout)
         elif args.action == "down":
-            down_args = ["--profile", "grafana", "down"] + (["--volumes"] if args.volumes else [])
-            compose.run(*down_args, quiet=True)
-            print(
-                f"down: stopped {compose.project}"
-                + (" and removed its volumes" if args.volumes else "")
-            )
+            down(compose, args.volumes)
         else:
             return compose.run("logs", "--follow", *args.services, check=False)
     except ComposeError as err:

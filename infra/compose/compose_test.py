@@ -1,35 +1,114 @@
-"""The compose stack (everything but the Grafana profile) under podman: `up` loads the
-Bazel-built images and returns once every service is healthy; the producer container's
-transactions, read back from Kafka through the published port, give exactly the alerts
-an independent reference computes, and those are what PostgreSQL holds; Prometheus
-scrapes every service; `down --volumes` removes it all."""
+"""The compose stack (everything but the Grafana profile) under podman, one stack for the
+whole module, its tests run in order as steps of one story:
+
+1. `up` loads the Bazel-built images and returns once every service is healthy; the
+   producer container's transactions, read back from Kafka through the published port,
+   give exactly the alerts an independent reference computes, and those are what
+   PostgreSQL holds; Prometheus scrapes every service.
+2. A crashed service (its process SIGKILLed, as the OOM killer would) is restarted by its
+   restart policy and is healthy again.
+3. The Spark worker container killed and started again: alerts keep arriving.
+4. `down` keeping the volumes, then `up`: every service stopped on SIGTERM within its
+   grace period (none killed); detection resumes from the checkpoint with its state (no
+   CANNOT_LOAD_STATE_STORE, the commit log continues past its pre-down batch, alerts keep
+   arriving); and over everything sent since step 1 the alerts table holds exactly the
+   reference's alerts, once each.
+
+Teardown: `down --volumes` removes it all. One stack, because `up` costs a minute or two.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import signal
 import subprocess
+import time
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg2
 import pytest
 
-from infra.components import podman
-from infra.components.kafka_io import TopicReader
+from infra.components.kafka_io import TopicReader, end_offsets
 from infra.components.process import free_port
 from infra.compose import compose_cli
 from infra.e2e import harness
 from infra.stack import wait
-from libs.schemas.transaction import parse_transaction
+from libs.schemas.transaction import Transaction, parse_transaction
 
-RATE, DURATION = 100, 40  # the producer container sends 4,000 transactions, then exits
+RATE, DURATION = 100, 40  # each run of the producer container: 4,000 transactions
 PORTS = [
     "KAFKA_PORT", "POSTGRES_PORT", "PROMETHEUS_PORT", "SPARK_MASTER_UI_PORT",
     "PRODUCER_METRICS_PORT", "SINK_METRICS_PORT", "DETECTOR_METRICS_PORT",
     "QUALITY_METRICS_PORT", "GRAFANA_PORT",
 ]  # fmt: skip
+SERVICES = [
+    "kafka", "postgres", "prometheus", "spark-master", "spark-worker", "detector",
+    "alert-sink", "quality", "producer",
+]  # fmt: skip
+
+
+class Stack:
+    """The running compose project and what the steps share: its settings, the compose
+    command, and every transaction read back from Kafka so far."""
+
+    def __init__(self, env: dict[str, str], env_file: Path, project: str) -> None:
+        self.env, self.env_file, self.project = env, env_file, project
+        self.common = ["--env-file", str(env_file), "--project-name", project]
+        self.compose = compose_cli.find_compose(
+            compose_cli.workspace_file("infra/compose/compose.yaml"), env_file, project
+        )
+        self.engine = self.compose.engine
+        self.bootstrap = f"127.0.0.1:{env['KAFKA_PORT']}"
+        self.reader: TopicReader | None = None
+
+    @property
+    def dsn(self) -> str:
+        e = self.env
+        return (
+            f"host=127.0.0.1 port={e['POSTGRES_PORT']} dbname={e['POSTGRES_DB']} "
+            f"user={e['POSTGRES_USER']} password={e['POSTGRES_PASSWORD']}"
+        )
+
+    def container(self, service: str) -> str:
+        container = compose_cli.container_of(self.engine, self.project, service)
+        assert container, f"no {service} container"
+        return container
+
+    def inspect(self, service: str, template: str) -> str:
+        return subprocess.run(
+            [self.engine, "inspect", "--format", template, self.container(service)],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+
+    def podman(self, *args: str) -> None:
+        subprocess.run([self.engine, *args], capture_output=True, check=True)
+
+    def transactions(self) -> list[Transaction]:
+        """Every transaction on the topic, read to its current end."""
+        if self.reader is None:
+            self.reader = TopicReader(self.bootstrap, "transactions")
+        want = sum(end_offsets(self.bootstrap, "transactions").values())
+        self.reader.wait_for(lambda records: len(records) >= want, 60, "transactions read")
+        return [parse_transaction(record.value) for record in self.reader.records]
+
+    def checkpoint_commits(self) -> int:
+        """The newest batch id in the detector's commit log (on the shared volume)."""
+        mountpoint = subprocess.run(
+            [self.engine, "volume", "inspect", "--format", "{{.Mountpoint}}",
+             f"{self.project}_checkpoints"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        commits = Path(mountpoint, "checkpoints", "alerts", "commits")
+        return max((int(p.name) for p in commits.iterdir() if p.name.isdigit()), default=-1)
+
+    def logs(self, service: str) -> str:
+        out = subprocess.run([self.engine, "logs", self.container(service)], capture_output=True)
+        return (out.stdout + out.stderr).decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -47,51 +126,71 @@ def stack(tmp_path_factory):
     }
     env_file = tmp_path_factory.mktemp("compose") / "test.env"
     env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
-    project = f"fraudtest{os.getpid()}"
-    common = ["--env-file", str(env_file), "--project-name", project]
+    s = Stack(env, env_file, f"fraudtest{os.getpid()}")
     try:
-        assert compose_cli.main(["up", *common, "--timeout", "420"]) == 0, "up failed"
-        yield env
+        started = time.monotonic()
+        assert compose_cli.main(["up", *s.common, "--timeout", "420"]) == 0, "up failed"
+        print(f"up took {time.monotonic() - started:.0f} s")
+        yield s
     finally:
+        if s.reader is not None:
+            s.reader.close()
         logs = os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR")
         if logs:
-            for name in ("detector", "spark-worker", "alert-sink", "producer", "kafka"):
-                container = compose_cli.container_of(podman.engine(), project, name)
-                if container:
-                    out = subprocess.run([podman.engine(), "logs", container], capture_output=True)
-                    Path(logs, f"compose-{name}.log").write_bytes(out.stdout + out.stderr)
-        assert compose_cli.main(["down", *common, "--volumes"]) == 0
+            for name in SERVICES:
+                if compose_cli.container_of(s.engine, s.project, name):
+                    Path(logs, f"compose-{name}.log").write_text(s.logs(name))
+        assert compose_cli.main(["down", *s.common, "--volumes"]) == 0
 
 
-def _dsn(env: dict[str, str]) -> str:
-    return (
-        f"host=127.0.0.1 port={env['POSTGRES_PORT']} dbname={env['POSTGRES_DB']} "
-        f"user={env['POSTGRES_USER']} password={env['POSTGRES_PASSWORD']}"
-    )
+def _alerts_with_any_of(dsn: str, transaction_ids: set[str]) -> int:
+    """How many alerts hold at least one of these transactions."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT transaction_ids FROM alerts")
+        rows = cur.fetchall()
+    conn.close()
+    return sum(1 for (ids,) in rows if transaction_ids & set(ids))
 
 
-def test_stack_processes_the_producer_stream_into_exactly_the_expected_alerts(stack):
-    reader = TopicReader(f"127.0.0.1:{stack['KAFKA_PORT']}", "transactions")
-    count = RATE * DURATION
+def _wait_for_alerts_after(s: Stack, since: datetime, timeout: float, what: str) -> None:
+    """Alerts arrive for transactions with an event time after `since`."""
 
-    def all_produced() -> bool:
-        reader.poll(1.0)
-        return len(reader.records) >= count
+    def arrived() -> bool:
+        ids = {t.transaction_id for t in s.transactions() if t.event_time > since}
+        return bool(ids) and _alerts_with_any_of(s.dsn, ids) > 0
 
-    wait(all_produced, DURATION + 120, "the producer container sent its transactions")
-    transactions = [parse_transaction(record.value) for record in reader.records]
-    assert len(transactions) == count
+    wait(arrived, timeout, what, interval=2)
+
+
+def _wait_exact(s: Stack, timeout: float) -> None:
+    """The alerts table is exactly the reference's alerts over every transaction sent."""
+    transactions = s.transactions()
     expected = harness.reference_alerts(transactions)
     assert expected, "a stream with injected fraud must give alerts"
     try:
-        wait(lambda: harness.table_alerts(_dsn(stack)) == expected, 240, "alerts table complete")
+        wait(lambda: harness.table_alerts(s.dsn) == expected, timeout, "alerts table complete")
     except TimeoutError:
-        pytest.fail(harness.diff(expected, harness.table_alerts(_dsn(stack))))
+        pytest.fail(harness.diff(expected, harness.table_alerts(s.dsn)))
+
+
+def _wait_exited(s: Stack, service: str, timeout: float) -> int:
+    wait(lambda: s.inspect(service, "{{.State.Status}}") == "exited", timeout, f"{service} ended")
+    return int(s.inspect(service, "{{.State.ExitCode}}"))
+
+
+# -- 1. up, the producer's stream, Prometheus ---------------------------------------------
+
+
+def test_stack_processes_the_producer_stream_into_exactly_the_expected_alerts(stack):
+    assert _wait_exited(stack, "producer", DURATION + 120) == 0, "the producer run failed"
+    transactions = stack.transactions()
+    assert len(transactions) == RATE * DURATION
+    _wait_exact(stack, 240)
 
 
 def test_prometheus_scraped_every_service(stack):
     """Every service was scraped; all but the producer (done with its stream) still are."""
-    base = f"http://127.0.0.1:{stack['PROMETHEUS_PORT']}/api/v1/query?query="
+    base = f"http://127.0.0.1:{stack.env['PROMETHEUS_PORT']}/api/v1/query?query="
 
     def by_job(promql: str) -> dict[str, float]:
         url = base + urllib.parse.quote(promql)
@@ -108,3 +207,97 @@ def test_prometheus_scraped_every_service(stack):
         60,
         "every service scraped",
     )
+
+
+# -- 2. restart policies ---------------------------------------------------------------------
+
+
+def test_a_crashed_service_is_restarted_by_its_restart_policy(stack):
+    """The sink's and the quality monitor's processes SIGKILLed from outside (a crash, the
+    OOM killer): `restart: unless-stopped` brings each back, healthy. (`podman kill` is a
+    user's stop to podman, like `podman stop`, and is not restarted.)"""
+    crashed = ["alert-sink", "quality"]
+    before = {name: int(stack.inspect(name, "{{.RestartCount}}")) for name in crashed}
+    for name in crashed:
+        os.kill(int(stack.inspect(name, "{{.State.Pid}}")), signal.SIGKILL)
+    for name in crashed:
+        wait(
+            lambda name=name: (
+                int(stack.inspect(name, "{{.RestartCount}}")) > before[name]
+                and stack.inspect(name, "{{.State.Status}}") == "running"
+            ),
+            60,
+            f"{name} restarted",
+        )
+    compose_cli.wait_healthy(stack.compose, crashed, time.monotonic() + 90)
+
+
+# -- 3. the Spark worker lost and back --------------------------------------------------------
+
+
+def test_alerts_keep_arriving_after_the_spark_worker_is_killed_and_started_again(stack):
+    killed_at = datetime.now(UTC)
+    stack.podman("kill", stack.container("spark-worker"))
+    assert _wait_exited(stack, "spark-worker", 30) != 0
+    stack.podman("start", stack.container("producer"))  # a new 40 s run
+    stack.podman("start", stack.container("spark-worker"))
+    compose_cli.wait_healthy(stack.compose, ["spark-worker"], time.monotonic() + 90)
+    _wait_for_alerts_after(stack, killed_at, 180, "alerts after the worker came back")
+    assert stack.inspect("detector", "{{.State.Status}}") == "running"
+
+
+# -- 4. down, up: graceful stops, the checkpoint and its state ------------------------------
+
+
+def _end_producer_run(s: Stack) -> None:
+    """SIGTERM, as `down` sends it, if the run is still going: it ends before its grace
+    period, not killed; either way the run ended with 0 (everything delivered)."""
+    spec = compose_cli.active_services(s.compose.file, set())["producer"]
+    stopped = compose_cli.stop_service(s.compose, "producer", compose_cli.grace_seconds(spec))
+    if stopped is not None:
+        assert not stopped.killed, f"the producer was killed after {stopped.grace:.0f} s"
+        assert stopped.seconds < stopped.grace, f"the producer took {stopped.seconds:.1f} s"
+    assert _wait_exited(s, "producer", 30) == 0, "the producer run failed"
+
+
+def test_down_then_up_stops_gracefully_and_resumes_from_the_checkpoint(stack):
+    # A fresh producer run, so `down` stops it mid-stream (the first thing it stops).
+    _end_producer_run(stack)
+    stack.podman("start", stack.container("producer"))
+    compose_cli.wait_healthy(stack.compose, ["producer"], time.monotonic() + 60)
+    running = {name for name in SERVICES if stack.inspect(name, "{{.State.Status}}") == "running"}
+    assert "producer" in running
+
+    if stack.reader is not None:  # no client of ours retrying through the outage
+        stack.reader.close()
+        stack.reader = None
+    started = time.monotonic()
+    stopped = compose_cli.down(stack.compose, volumes=False)
+    took = time.monotonic() - started
+    commits_before = stack.checkpoint_commits()
+    print(
+        f"down took {took:.1f} s: " + ", ".join(f"{s.service} {s.seconds:.1f} s" for s in stopped)
+    )
+    assert {s.service for s in stopped} == running
+    for s in stopped:
+        assert not s.killed, f"{s.service} was killed after its {s.grace:.0f} s grace"
+        assert s.seconds < s.grace, f"{s.service} took {s.seconds:.1f} s to stop"
+
+    up_at = datetime.now(UTC)
+    started = time.monotonic()
+    assert compose_cli.main(["up", *stack.common, "--timeout", "420"]) == 0, "up failed"
+    print(f"up again took {time.monotonic() - started:.0f} s")
+    _wait_for_alerts_after(stack, up_at, 180, "alerts after up")
+    wait(lambda: stack.checkpoint_commits() > commits_before, 60, "the commit log continued")
+    detector_log = stack.logs("detector")
+    assert "CANNOT_LOAD_STATE_STORE" not in detector_log
+    assert stack.inspect("detector", "{{.State.Status}} {{.RestartCount}}") == "running 0"
+
+    # Everything sent since step 1 is in the table, once.
+    _end_producer_run(stack)
+    _wait_exact(stack, 240)
+    with psycopg2.connect(stack.dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(DISTINCT (user_id, window_start)) FROM alerts")
+        rows, keys = cur.fetchone()
+    conn.close()
+    assert rows == keys, f"{rows - keys} duplicate alert rows"

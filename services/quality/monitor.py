@@ -5,7 +5,8 @@ Why a separate observer: the detector must never see the labels (it would be sco
 itself), so the only honest judge is a process that reads both topics in its own
 consumer group and compares them per (user_id, window). Scoring rules live in
 `scoring_book.py`; this module is the edge: flags, the consume loop, when windows may be
-scored, metrics, the report, and a clean stop on SIGTERM/SIGINT.
+scored, metrics, the report, and a clean stop on SIGTERM/SIGINT (within a stop grace
+period even when the broker is already gone: see close_consumer).
 
 When windows are scored: by the event-time clock (newest transaction read) minus
 watermark minus grace, never by the wall clock, so a replay scores like the live run.
@@ -21,6 +22,7 @@ import argparse
 import logging
 import math
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -85,6 +87,10 @@ def parse_args(
          type=_positive_int, help="messages per consume() call", environ=environ)  # fmt: skip
     flag(kafka, "--startup-timeout", env="FRAUD_QUALITY_STARTUP_TIMEOUT", default=15.0,
          type=positive_float, help="seconds to reach the broker and find the topics",
+         environ=environ)  # fmt: skip
+    flag(kafka, "--close-timeout", env="FRAUD_QUALITY_CLOSE_TIMEOUT", default=5.0,
+         type=positive_float,
+         help="seconds to commit and leave the group at exit (then exit regardless)",
          environ=environ)  # fmt: skip
 
     windows = parser.add_argument_group("windows (match the detector's)")
@@ -312,6 +318,23 @@ def _progress(monitor: Monitor, since: float, read_before: int, now: float) -> N
     )
 
 
+def close_consumer(consumer: Consumer, timeout: float) -> bool:
+    """consumer.close() commits the offsets and leaves the group; with the broker gone it
+    blocks for most of a minute, past any stop grace period. So it runs on a daemon thread
+    and is given up after `timeout` (a monitor re-reads a little at its next start).
+    Returns whether it finished."""
+    closer = threading.Thread(target=consumer.close, name="consumer-close", daemon=True)
+    closer.start()
+    closer.join(timeout)
+    if closer.is_alive():
+        log.warning(
+            "kafka consumer close timed out; the last offsets may be uncommitted",
+            extra={"timeout_seconds": timeout},
+        )
+        return False
+    return True
+
+
 def run(args: argparse.Namespace, shutdown: Shutdown) -> int:
     """Monitor until SIGTERM/SIGINT; then score everything open, report, exit 0."""
     settings = book_settings(args)
@@ -320,7 +343,7 @@ def run(args: argparse.Namespace, shutdown: Shutdown) -> int:
     try:
         require_topics(consumer, topics, args.bootstrap_servers, args.startup_timeout)
     except StartupError:
-        consumer.close()
+        close_consumer(consumer, args.close_timeout)
         raise
     metrics = QualityMetrics()
     monitor = Monitor(
@@ -368,7 +391,7 @@ def run(args: argparse.Namespace, shutdown: Shutdown) -> int:
             write_report(Path(args.report_file), report)
         log.info("quality monitor stopped", extra={"report": report})
     finally:
-        consumer.close()  # commits the offsets read
+        close_consumer(consumer, args.close_timeout)  # commits the offsets read
         if server is not None:
             server.shutdown()
     return 0

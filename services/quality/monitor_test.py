@@ -4,6 +4,8 @@ report, and the flags. (monitor_integration_test.py runs the binary against Kafk
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,7 +18,13 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from libs.schemas.alert import Alert, alert_to_json
 from services.quality.metrics import QualityMetrics
-from services.quality.monitor import WINDOW_MISMATCH, Monitor, book_settings, parse_args
+from services.quality.monitor import (
+    WINDOW_MISMATCH,
+    Monitor,
+    book_settings,
+    close_consumer,
+    parse_args,
+)
 from services.quality.report import build_report, write_report
 from services.quality.scoring_book import ScoringBook
 
@@ -258,6 +266,7 @@ def test_flag_defaults() -> None:
     assert args.metrics_port == 8003
     assert args.report_file == ""
     assert args.batch_size >= 1000
+    assert args.close_timeout == 5.0  # inside compose's 10 s stop grace period
 
 
 def test_flags_from_environment_and_command_line() -> None:
@@ -299,3 +308,32 @@ def test_help_names_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
                 "FRAUD_QUALITY_GRACE_SECONDS", "FRAUD_QUALITY_REPORT_FILE",
                 "FRAUD_QUALITY_LOG_LEVEL"):  # fmt: skip
         assert var in text
+
+
+class _BlockingClose:
+    """A consumer whose close() blocks like librdkafka's with the broker gone."""
+
+    def __init__(self, blocks: bool) -> None:
+        self.released = threading.Event()
+        self.closed = threading.Event()
+        if not blocks:
+            self.released.set()
+
+    def close(self) -> None:
+        self.released.wait(60)
+        self.closed.set()
+
+
+def test_close_is_given_up_after_the_close_timeout() -> None:
+    consumer = _BlockingClose(blocks=True)
+    started = time.monotonic()
+    assert close_consumer(consumer, 0.2) is False
+    assert 0.2 <= time.monotonic() - started < 5
+    consumer.released.set()
+    assert consumer.closed.wait(5)
+
+
+def test_close_that_finishes_in_time_is_waited_for() -> None:
+    consumer = _BlockingClose(blocks=False)
+    assert close_consumer(consumer, 5) is True
+    assert consumer.closed.is_set()

@@ -1,0 +1,48 @@
+"""The compose file's order and stop settings, without an engine: `down` stops dependents
+before what they depend on (the producer first, Kafka in the last group), every service
+has a restart policy, and each stop_grace_period parses."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.compose import compose_cli
+
+COMPOSE = compose_cli.workspace_file("infra/compose/compose.yaml")
+
+
+def test_grace_periods_parse() -> None:
+    assert compose_cli.grace_seconds({}) == compose_cli.STOP_GRACE_PERIOD
+    assert compose_cli.grace_seconds({"stop_grace_period": "30s"}) == 30
+    assert compose_cli.grace_seconds({"stop_grace_period": "1m30s"}) == 90
+    assert compose_cli.grace_seconds({"stop_grace_period": "2m"}) == 120
+    assert compose_cli.grace_seconds({"stop_grace_period": "1.5s"}) == 1.5
+    assert compose_cli.grace_seconds({"stop_grace_period": 7}) == 7
+    with pytest.raises(compose_cli.ComposeError, match="stop_grace_period"):
+        compose_cli.grace_seconds({"stop_grace_period": "soon"})
+
+
+def test_down_stops_clients_before_kafka_and_the_detector_before_the_worker() -> None:
+    stop_order = [
+        name for level in reversed(compose_cli.start_levels(COMPOSE, set())) for name in level
+    ]
+    position = {name: i for i, name in enumerate(stop_order)}
+    assert stop_order[0] == "producer"
+    for client in ("producer", "detector", "alert-sink", "quality"):
+        assert position[client] < position["kafka"]
+    assert position["detector"] < position["spark-worker"] < position["spark-master"]
+    assert position["alert-sink"] < position["postgres"]
+
+
+def test_every_service_has_a_restart_policy_and_a_grace_period_that_parses() -> None:
+    services = compose_cli.active_services(COMPOSE, set())
+    for name, spec in services.items():
+        assert spec.get("restart") in ("unless-stopped", "on-failure", "always"), name
+        assert 0 < compose_cli.grace_seconds(spec) <= 60, name
+    assert services["producer"]["restart"] == "on-failure"  # a --duration run may end
+
+
+def test_the_detector_and_the_worker_share_the_checkpoint_volume() -> None:
+    services = compose_cli.active_services(COMPOSE, set())
+    assert "checkpoints:/var/lib/fraud" in services["detector"]["volumes"]
+    assert "checkpoints:/var/lib/fraud" in services["spark-worker"]["volumes"]
