@@ -299,8 +299,8 @@ def build_parser(
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the epilog's lines
-        epilog="Each flag can also be set by the variable named in its help; a flag wins\n"
+        formatter_class=_Formatter,
+        epilog="Each flag can also be set by the variable named in its help; a flag wins "
         "over the variable, which wins over the default.",
     )
     try:
@@ -400,6 +400,18 @@ def _named(convert: Callable[[str], Any], name: str) -> Callable[[str], Any]:
     return parse_value
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Wraps each line of the description and epilog on its own (argparse would join
+    them), keeping a line's indent."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for line in text.splitlines():
+            lead = line[: len(line) - len(line.lstrip())]
+            out.append(super()._fill_text(line, width, indent + lead) if line.strip() else "")
+        return "\n".join(out)
+
+
 class _Switch(argparse.Action):
     """`--name` sets True, `--no-name` False (argparse's BooleanOptionalAction would add
     its own "(default: ...)" to the help, next to ours)."""
@@ -407,7 +419,7 @@ class _Switch(argparse.Action):
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
         super().__init__(option_strings, dest, nargs=0, **kwargs)
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # noqa: ANN001
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
         setattr(namespace, self.dest, not (option_string or "").startswith("--no-"))
 
 

@@ -15,8 +15,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from libs.schemas.alert import Alert, alert_to_json
+from services.quality.config import parse_settings as parse_args
 from services.quality.metrics import QualityMetrics
-from services.quality.monitor import WINDOW_MISMATCH, Monitor, book_settings, parse_args
+from services.quality.monitor import WINDOW_MISMATCH, Monitor, book_settings
 from services.quality.report import build_report, write_report
 from services.quality.scoring_book import ScoringBook
 
@@ -297,5 +298,5 @@ def test_help_names_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "FRAUD_QUALITY_METRICS_PORT",
                 "FRAUD_QUALITY_WINDOW_SECONDS", "FRAUD_QUALITY_WATERMARK_SECONDS",
                 "FRAUD_QUALITY_GRACE_SECONDS", "FRAUD_QUALITY_REPORT_FILE",
-                "FRAUD_QUALITY_LOG_LEVEL"):  # fmt: skip
+                "FRAUD_LOG_LEVEL"):  # fmt: skip
         assert var in text
