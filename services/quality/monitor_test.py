@@ -7,14 +7,14 @@ import json
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from libs.schemas.alert import Alert, alert_to_json
+from infra.testing.alerts import sample_alert
+from libs.schemas.alert import alert_to_json
 from services.quality.config import parse_settings as parse_args
 from services.quality.metrics import QualityMetrics
 from services.quality.monitor import WINDOW_MISMATCH, Monitor, book_settings
@@ -69,10 +69,7 @@ def txn(user: str, seconds: float, label: str = "0", pattern: str = "") -> FakeM
 
 def alert(user: str, window_seconds: float, width: int = 60, partition: int = 0) -> FakeMessage:
     start = T0 + timedelta(seconds=window_seconds)
-    a = Alert(
-        user, start, start + timedelta(seconds=width), 1, 1, Decimal("4000.00"),
-        Decimal("4000.00"), True, False, False, 2, ("t",), ("r",), "v1", start, start, 1,
-    )  # fmt: skip
+    a = sample_alert(user, start, window_end=start + timedelta(seconds=width))
     return FakeMessage(ALERTS, alert_to_json(a), _partition=partition)
 
 
