@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from infra.testing.wait import wait_until
 
 SCRIPT = Path(__file__).with_name("sandbox_holder.sh")
 
@@ -47,10 +48,7 @@ def gone(pid: int) -> bool:
 
 
 def until(condition, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.02)
+    wait_until(condition, timeout, what, interval=0.02)
 
 
 class Holders:

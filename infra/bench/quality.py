@@ -28,8 +28,9 @@ from confluent_kafka import Consumer, Producer
 
 from infra.components.kafka import KafkaBroker
 from libs.schemas.alert import Alert, alert_to_json
+from services.quality.config import parse_settings
 from services.quality.metrics import QualityMetrics
-from services.quality.monitor import Monitor, kafka_config, parse_args
+from services.quality.monitor import Monitor, kafka_config
 from services.quality.scoring_book import ScoringBook
 
 PATTERNS = ("high_amount", "country_hop", "risky_merchant", "rapid_fire")
@@ -111,7 +112,7 @@ def drain(bootstrap: str, count: int, batch_size: int) -> tuple[float, float, in
     seconds from the first transaction read to the last, and the CPU seconds the whole
     process (Python plus librdkafka's threads) spent from subscribing to the end, and the
     most windows held open at once (memory stays bounded by eviction)."""
-    monitor_args = parse_args(["--bootstrap-servers", bootstrap, "--batch-size",
+    monitor_args = parse_settings(["--bootstrap-servers", bootstrap, "--batch-size",
                                str(batch_size), "--group-id", f"bench-{uuid.uuid4()}"],
                               environ={})  # fmt: skip
     consumer = Consumer(kafka_config(monitor_args))

@@ -1,8 +1,9 @@
 """Small Kafka client helpers for tests, the local stack and benchmarks: produce a list of
-records, drain a topic with a deadline, read committed/end offsets.
+records, drain a topic with a deadline, read committed/end offsets and group members.
 
 Why: every end-to-end check needs "read everything on this topic until this condition
-holds or the deadline passes", and it should be written once, correctly.
+holds or the deadline passes", and it should be written once, correctly. This is the
+only copy: test helpers (infra/testing) build on it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+Headers = dict[str, bytes]
+# (key, value) or (key, value, headers)
+ProduceRecord = (
+    tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, Headers | None]
+)
 
 
 @dataclass(frozen=True)
@@ -23,14 +31,20 @@ class Record:
     offset: int
     timestamp_ms: int
 
+    @property
+    def text_headers(self) -> dict[str, str]:
+        """Headers decoded as UTF-8 (a header without a value reads as '')."""
+        return {k: (v or b"").decode() for k, v in self.headers.items()}
+
 
 def produce(
     bootstrap: str,
     topic: str,
-    records: Iterable[tuple[bytes | None, bytes | None, dict[str, bytes] | None]],
+    records: Iterable[ProduceRecord],
     timeout: float = 60.0,
 ) -> int:
-    """Produce (key, value, headers) records idempotently; returns how many were delivered."""
+    """Produce (key, value[, headers]) records idempotently, in order; returns how many were
+    delivered (KafkaException if any was not, within `timeout`)."""
     producer = Producer(
         {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
     )
@@ -44,7 +58,9 @@ def produce(
         else:
             delivered += 1
 
-    for key, value, headers in records:
+    for record in records:
+        key, value = record[0], record[1]
+        headers = record[2] if len(record) > 2 else None
         while True:
             try:
                 producer.produce(
@@ -141,3 +157,21 @@ def committed_offsets(bootstrap: str, group: str, topic: str, timeout: float = 1
         return {tp.partition: tp.offset for tp in consumer.committed(parts, timeout=timeout)}
     finally:
         consumer.close()
+
+
+def read_records(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list[Record]:
+    """The first `count` records read from the beginning of `topic` (AssertionError if
+    fewer arrive within `timeout`)."""
+    reader = TopicReader(bootstrap, topic)
+    try:
+        reader.wait_for(lambda records: len(records) >= count, timeout, f"{count} records")
+    finally:
+        reader.close()
+    return reader.records[:count]
+
+
+def group_members(bootstrap: str, group: str, timeout: float = 10.0) -> int:
+    """How many members consumer group `group` has now."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    described = admin.describe_consumer_groups([group])[group].result(timeout=timeout)
+    return len(described.members)

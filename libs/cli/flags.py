@@ -2,6 +2,10 @@
 
 Why: every service is configured the same way (flag > environment > default), and its
 --help must name each variable, so one helper builds all of them.
+
+A service declares its settings as a dataclass with libs/cli/settings.py instead (the
+producer, the sink and the quality monitor do); `flag`/`switch` remain for the detector
+and the infra tools until they move.
 """
 
 from __future__ import annotations

@@ -1,15 +1,20 @@
 """The pipeline's Kafka topics (DESIGN.md) and how many partitions each gets.
 
-Why here: the local stack, the tests and the Kafka image all create the same topics;
-the partition count is the unit of parallelism for the detector and the sink, and the
-dead-letter topics need only one.
+Why here: the local stack, the tests, the Kafka image and every service's default flags
+name the same topics; the partition count is the unit of parallelism for the detector
+and the sink, and the dead-letter topics need only one.
 """
 
 from __future__ import annotations
 
+TRANSACTIONS_TOPIC = "transactions"
+ALERTS_TOPIC = "fraud_alerts"
+TRANSACTIONS_DLQ_TOPIC = "transactions.dlq"
+ALERTS_DLQ_TOPIC = "fraud_alerts.dlq"
+
 TOPICS: dict[str, int] = {
-    "transactions": 3,
-    "fraud_alerts": 3,
-    "transactions.dlq": 1,
-    "fraud_alerts.dlq": 1,
+    TRANSACTIONS_TOPIC: 3,
+    ALERTS_TOPIC: 3,
+    TRANSACTIONS_DLQ_TOPIC: 1,
+    ALERTS_DLQ_TOPIC: 1,
 }

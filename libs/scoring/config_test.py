@@ -16,19 +16,20 @@ from libs.scoring.config import (
 )
 
 ENV_NAMES = {
-    "high_value_amount": "FRAUD_HIGH_VALUE_AMOUNT",
-    "location_change_countries": "FRAUD_LOCATION_CHANGE_COUNTRIES",
-    "high_frequency_count": "FRAUD_HIGH_FREQUENCY_COUNT",
-    "high_value_weight": "FRAUD_HIGH_VALUE_WEIGHT",
-    "location_change_weight": "FRAUD_LOCATION_CHANGE_WEIGHT",
-    "high_frequency_weight": "FRAUD_HIGH_FREQUENCY_WEIGHT",
-    "alert_threshold": "FRAUD_ALERT_THRESHOLD",
-    "rule_version": "FRAUD_RULE_VERSION",
+    "high_value_amount": "FRAUD_DETECTOR_HIGH_VALUE_AMOUNT",
+    "location_change_countries": "FRAUD_DETECTOR_LOCATION_CHANGE_COUNTRIES",
+    "high_frequency_count": "FRAUD_DETECTOR_HIGH_FREQUENCY_COUNT",
+    "high_value_weight": "FRAUD_DETECTOR_HIGH_VALUE_WEIGHT",
+    "location_change_weight": "FRAUD_DETECTOR_LOCATION_CHANGE_WEIGHT",
+    "high_frequency_weight": "FRAUD_DETECTOR_HIGH_FREQUENCY_WEIGHT",
+    "alert_threshold": "FRAUD_DETECTOR_ALERT_THRESHOLD",
+    "rule_version": "FRAUD_DETECTOR_RULE_VERSION",
 }
 
 
 def test_env_var_names() -> None:
     assert {f.name: env_var(f.name) for f in dataclasses.fields(ScoringConfig)} == ENV_NAMES
+    assert env_var("alert_threshold", "QUALITY") == "FRAUD_QUALITY_ALERT_THRESHOLD"
 
 
 def test_high_value_amount_is_coerced_to_exact_decimal() -> None:
@@ -65,14 +66,14 @@ def test_from_env_defaults_when_unset() -> None:
 
 def test_from_env_reads_every_field() -> None:
     env = {
-        "FRAUD_HIGH_VALUE_AMOUNT": "2500.50",
-        "FRAUD_LOCATION_CHANGE_COUNTRIES": "3",
-        "FRAUD_HIGH_FREQUENCY_COUNT": " 10 ",
-        "FRAUD_HIGH_VALUE_WEIGHT": "4",
-        "FRAUD_LOCATION_CHANGE_WEIGHT": "1",
-        "FRAUD_HIGH_FREQUENCY_WEIGHT": "0",
-        "FRAUD_ALERT_THRESHOLD": "3",
-        "FRAUD_RULE_VERSION": "2026-11",
+        "FRAUD_DETECTOR_HIGH_VALUE_AMOUNT": "2500.50",
+        "FRAUD_DETECTOR_LOCATION_CHANGE_COUNTRIES": "3",
+        "FRAUD_DETECTOR_HIGH_FREQUENCY_COUNT": " 10 ",
+        "FRAUD_DETECTOR_HIGH_VALUE_WEIGHT": "4",
+        "FRAUD_DETECTOR_LOCATION_CHANGE_WEIGHT": "1",
+        "FRAUD_DETECTOR_HIGH_FREQUENCY_WEIGHT": "0",
+        "FRAUD_DETECTOR_ALERT_THRESHOLD": "3",
+        "FRAUD_DETECTOR_RULE_VERSION": "2026-11",
         "UNRELATED": "x",
     }
     assert ScoringConfig.from_env(env) == ScoringConfig(
@@ -88,13 +89,13 @@ def test_from_env_reads_every_field() -> None:
 
 
 def test_from_env_uses_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FRAUD_ALERT_THRESHOLD", "4")
+    monkeypatch.setenv("FRAUD_DETECTOR_ALERT_THRESHOLD", "4")
     assert ScoringConfig.from_env().alert_threshold == 4
 
 
 def test_from_env_error_names_the_variable() -> None:
-    with pytest.raises(ValueError, match="FRAUD_HIGH_FREQUENCY_COUNT='five'"):
-        ScoringConfig.from_env({"FRAUD_HIGH_FREQUENCY_COUNT": "five"})
+    with pytest.raises(ValueError, match="FRAUD_DETECTOR_HIGH_FREQUENCY_COUNT='five'"):
+        ScoringConfig.from_env({"FRAUD_DETECTOR_HIGH_FREQUENCY_COUNT": "five"})
 
 
 def parse(argv: list[str], env: dict[str, str] | None = None) -> ScoringConfig:
@@ -107,7 +108,7 @@ def test_args_default_to_config_defaults() -> None:
 
 
 def test_flags_override_env_which_overrides_defaults() -> None:
-    env = {"FRAUD_HIGH_VALUE_AMOUNT": "1000", "FRAUD_ALERT_THRESHOLD": "3"}
+    env = {"FRAUD_DETECTOR_HIGH_VALUE_AMOUNT": "1000", "FRAUD_DETECTOR_ALERT_THRESHOLD": "3"}
     config = parse(["--high-value-amount", "2000.25"], env)
     assert config.high_value_amount == Decimal("2000.25")
     assert config.alert_threshold == 3  # from env
@@ -135,7 +136,7 @@ def test_bad_flag_and_bad_env_are_argparse_errors(capsys: pytest.CaptureFixture[
         parse(["--high-frequency-count", "many"])
     assert "--high-frequency-count" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        parse([], {"FRAUD_HIGH_VALUE_AMOUNT": "lots"})
+        parse([], {"FRAUD_DETECTOR_HIGH_VALUE_AMOUNT": "lots"})
     assert "'lots' is not a decimal number" in capsys.readouterr().err
 
 
@@ -149,4 +150,4 @@ def test_help_documents_env_vars_and_defaults() -> None:
     text = parser.format_help()
     for name in ENV_NAMES.values():
         assert name in text
-    assert "default 3000" in text
+    assert "default: 3000]" in " ".join(text.split())

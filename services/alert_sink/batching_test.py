@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
+from infra.testing.alerts import sample_alert
 from libs.schemas.alert import Alert, alert_to_json
 from services.alert_sink.batching import (
     SourceMessage,
@@ -21,25 +21,7 @@ START = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
 
 def alert(user: str, version: int, window: int = 0, rule: str = "v1") -> Alert:
     start = START + timedelta(minutes=window)
-    return Alert(
-        user_id=user,
-        window_start=start,
-        window_end=start + timedelta(minutes=1),
-        txn_count=version,
-        distinct_countries=1,
-        max_amount=Decimal("3500.00"),
-        total_amount=Decimal("3500.00"),
-        high_value=True,
-        location_change=False,
-        high_frequency=False,
-        fraud_score=2,
-        transaction_ids=("t1",),
-        reasons=("high",),
-        rule_version=rule,
-        detected_at=start,
-        last_event_time=start,
-        version=version,
-    )
+    return sample_alert(user, start, version, rule_version=rule)
 
 
 def msg(offset: int, value: bytes | None, partition: int = 0) -> SourceMessage:

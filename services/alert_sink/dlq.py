@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 from libs.dlq.dlq import DeadLetter, DeadLetterPublisher
 from services.alert_sink.batching import SourceMessage
 
-DEFAULT_DLQ_TOPIC = "fraud_alerts.dlq"
-
 # Reason for an alert that decoded but that PostgreSQL (or the driver) refused, e.g. an
 # index row too large (SQLSTATE 54000) or a NUL character in a text field; the parse
 # reasons come from libs.schemas.fields.Reason.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
+from infra.testing.alerts import sample_alert
 from libs.schemas.alert import Alert
 from libs.scoring.rules import ScoringConfig
 from services.alert_sink.metrics import SinkMetrics, alert_scores
@@ -13,24 +13,8 @@ START = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
 
 
 def alert(user: str, score: int, last_event_s: float) -> Alert:
-    return Alert(
-        user_id=user,
-        window_start=START,
-        window_end=START + timedelta(minutes=1),
-        txn_count=1,
-        distinct_countries=1,
-        max_amount=Decimal("3500.00"),
-        total_amount=Decimal("3500.00"),
-        high_value=True,
-        location_change=False,
-        high_frequency=False,
-        fraud_score=score,
-        transaction_ids=("t1",),
-        reasons=("high",),
-        rule_version="v1",
-        detected_at=START,
-        last_event_time=START + timedelta(seconds=last_event_s),
-        version=1,
+    return sample_alert(
+        user, START, fraud_score=score, last_event_time=START + timedelta(seconds=last_event_s)
     )
 
 

@@ -16,9 +16,13 @@ import threading
 
 import pytest
 
+from infra.components.kafka_io import produce, read_records
+from infra.testing.alerts import alert_stream, stream_alert
+from infra.testing.sink import DLQ_TOPIC, TOPIC, kafka_and_postgres, offsets
+from infra.testing.table import read_table, table_diff
+from infra.testing.wait import wait_until
 from libs.cli.service import Shutdown
 from libs.schemas.alert import parse_alert
-from services.alert_sink import harness
 from services.alert_sink.config import parse_config
 from services.alert_sink.metrics import SinkMetrics
 from services.alert_sink.sink import Sink
@@ -28,23 +32,23 @@ MARKER = b"stands for an alert with a 3 KB user_id"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    yield from harness.kafka_and_postgres(tmp_path_factory)
+    yield from kafka_and_postgres(tmp_path_factory)
 
 
 def test_index_row_too_large_is_dead_lettered_and_the_batch_goes_on(stack):
     kafka, postgres = stack
     huge = dataclasses.replace(
-        harness.make_alert("x", 0, 1),
+        stream_alert("x", 0, 1),
         user_id=secrets.token_urlsafe(2250),  # 3000 chars
     )
 
     def parse(raw: bytes):
         return huge if raw == MARKER else parse_alert(raw)
 
-    stream = harness.alert_stream(random.Random(5), [f"user-{i}" for i in range(40)], windows=1)
+    stream = alert_stream(random.Random(5), [f"user-{i}" for i in range(40)], windows=1)
     records = stream.records()
     records.insert(len(records) // 2, (huge.user_id.encode(), MARKER))
-    harness.produce(kafka.bootstrap, harness.TOPIC, records)
+    produce(kafka.bootstrap, TOPIC, records)
 
     config = parse_config(
         ["--bootstrap-servers", kafka.bootstrap, "--postgres-dsn", postgres.dsn,
@@ -56,21 +60,18 @@ def test_index_row_too_large_is_dead_lettered_and_the_batch_goes_on(stack):
     thread = threading.Thread(target=sink.run, name="sink")
     thread.start()
     try:
-        harness.wait_until(
-            lambda: not harness.table_diff(harness.read_table(postgres.dsn), stream.expected),
+        wait_until(
+            lambda: not table_diff(read_table(postgres.dsn), stream.expected),
             60,
             "storing every other alert",
-            lambda: harness.table_diff(harness.read_table(postgres.dsn), stream.expected),
+            lambda: table_diff(read_table(postgres.dsn), stream.expected),
         )
-        (letter,) = harness.read_topic(kafka.bootstrap, harness.DLQ_TOPIC, 1)
-        harness.wait_until(
-            lambda: (
-                harness.offsets(kafka.bootstrap, harness.TOPIC)[0]
-                == harness.offsets(kafka.bootstrap, harness.TOPIC)[1]
-            ),
+        (letter,) = read_records(kafka.bootstrap, DLQ_TOPIC, 1)
+        wait_until(
+            lambda: offsets(kafka.bootstrap, TOPIC)[0] == offsets(kafka.bootstrap, TOPIC)[1],
             60,
             "committed to the end offsets",
-            lambda: str(harness.offsets(kafka.bootstrap, harness.TOPIC)),
+            lambda: str(offsets(kafka.bootstrap, TOPIC)),
         )
     finally:
         shutdown.request()
@@ -78,10 +79,10 @@ def test_index_row_too_large_is_dead_lettered_and_the_batch_goes_on(stack):
     assert not thread.is_alive()
 
     assert (letter.key, letter.value) == (huge.user_id.encode(), MARKER)
-    assert letter.headers["error"].startswith("db_rejected: SQLSTATE 54000: index row size")
-    assert letter.headers["error-reason"] == "db_rejected"
-    assert letter.headers["source-topic"] == harness.TOPIC
-    rows = harness.read_table(postgres.dsn)
+    assert letter.text_headers["error"].startswith("db_rejected: SQLSTATE 54000: index row size")
+    assert letter.text_headers["error-reason"] == "db_rejected"
+    assert letter.text_headers["source-topic"] == TOPIC
+    rows = read_table(postgres.dsn)
     assert (huge.user_id, huge.window_start) not in rows
 
     def sample(name: str, **labels: str) -> float | None:

@@ -11,12 +11,16 @@ import urllib.request
 
 import pytest
 
-from services.alert_sink import harness
+from infra.components.kafka_io import produce
+from infra.testing.alerts import alert_stream
+from infra.testing.sink import TOPIC, SinkProcess, kafka_and_postgres, stop_postgres_fast
+from infra.testing.table import read_table, table_diff
+from infra.testing.wait import wait_until
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    yield from harness.kafka_and_postgres(tmp_path_factory)
+    yield from kafka_and_postgres(tmp_path_factory)
 
 
 def _healthz(sink) -> tuple[int, dict]:
@@ -33,14 +37,14 @@ def _wait_health(sink, status: int, what: str, **expected: bool) -> None:
         code, body = _healthz(sink)
         return code == status and all(body[k] == v for k, v in expected.items())
 
-    harness.wait_until(matches, 60, what, lambda: f"{_healthz(sink)}\n{sink.log_tail()}")
+    wait_until(matches, 60, what, lambda: f"{_healthz(sink)}\n{sink.log_tail()}")
     ready = sink.metrics()["fraud_sink_ready"]
     assert ready == (1 if status == 200 else 0)
 
 
 def test_healthz_follows_the_database_and_the_broker(stack, tmp_path):
     kafka, postgres = stack
-    sink = harness.SinkProcess.start(
+    sink = SinkProcess.start(
         tmp_path,
         "--bootstrap-servers", kafka.bootstrap,
         "--postgres-dsn", postgres.dsn,
@@ -50,7 +54,7 @@ def test_healthz_follows_the_database_and_the_broker(stack, tmp_path):
     try:
         _wait_health(sink, 200, "healthy at start", database=True, kafka=True)
 
-        harness.stop_postgres_fast(postgres)
+        stop_postgres_fast(postgres)
         _wait_health(sink, 503, "reporting the database down", database=False, kafka=True)
         assert sink.metrics()["fraud_sink_db_up"] == 0
         postgres.start()
@@ -63,10 +67,10 @@ def test_healthz_follows_the_database_and_the_broker(stack, tmp_path):
         _wait_health(sink, 200, "healthy after the broker is back", kafka=True)
 
         # Still doing its work afterwards.
-        stream = harness.alert_stream(random.Random(3), ["h1", "h2"], windows=1)
-        harness.produce(kafka.bootstrap, harness.TOPIC, stream.records())
-        harness.wait_until(
-            lambda: not harness.table_diff(harness.read_table(postgres.dsn), stream.expected),
+        stream = alert_stream(random.Random(3), ["h1", "h2"], windows=1)
+        produce(kafka.bootstrap, TOPIC, stream.records())
+        wait_until(
+            lambda: not table_diff(read_table(postgres.dsn), stream.expected),
             60,
             "storing alerts after both outages",
             sink.log_tail,

@@ -10,25 +10,29 @@ import subprocess
 
 import pytest
 
-from services.alert_sink import harness
+from infra.components.kafka_io import produce, read_records
+from infra.testing.alerts import alert_stream, bad_alert_records
+from infra.testing.sink import DLQ_TOPIC, TOPIC, SinkProcess, kafka_and_postgres, offsets
+from infra.testing.table import read_table, table_diff
+from infra.testing.wait import wait_until
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    yield from harness.kafka_and_postgres(tmp_path_factory)
+    yield from kafka_and_postgres(tmp_path_factory)
 
 
 def test_stores_latest_versions_and_dead_letters_bad_input(stack, tmp_path):
     kafka, postgres = stack
     rng = random.Random(42)
-    stream = harness.alert_stream(rng, [f"user-{i}" for i in range(400)], windows=2)
-    bad = harness.bad_records()
+    stream = alert_stream(rng, [f"user-{i}" for i in range(400)], windows=2)
+    bad = bad_alert_records()
     records = stream.records()
     for record, _reason in bad:  # bad ones spread through the stream
         records.insert(rng.randrange(len(records)), record)
-    total = harness.produce(kafka.bootstrap, harness.TOPIC, records)
+    total = produce(kafka.bootstrap, TOPIC, records)
 
-    sink = harness.SinkProcess.start(
+    sink = SinkProcess.start(
         tmp_path,
         "--bootstrap-servers",
         kafka.bootstrap,
@@ -38,39 +42,35 @@ def test_stores_latest_versions_and_dead_letters_bad_input(stack, tmp_path):
         "200",
     )
     try:
-        took = harness.wait_until(
-            lambda: not harness.table_diff(harness.read_table(postgres.dsn), stream.expected),
+        took = wait_until(
+            lambda: not table_diff(read_table(postgres.dsn), stream.expected),
             120,
             "holding exactly the highest version per key",
-            lambda: (
-                harness.table_diff(harness.read_table(postgres.dsn), stream.expected)
-                + "\n"
-                + sink.log_tail()
-            ),
+            lambda: table_diff(read_table(postgres.dsn), stream.expected) + "\n" + sink.log_tail(),
         )
         print(f"{total} messages ({len(stream.expected)} keys) stored in {took:.1f} s")
 
         def committed_to_end() -> bool:
-            committed, end = harness.offsets(kafka.bootstrap, harness.TOPIC)
+            committed, end = offsets(kafka.bootstrap, TOPIC)
             return committed == end
 
-        harness.wait_until(
+        wait_until(
             committed_to_end,
             60,
             "committed to the end offsets",
-            lambda: str(harness.offsets(kafka.bootstrap, harness.TOPIC)),
+            lambda: str(offsets(kafka.bootstrap, TOPIC)),
         )
-        assert sum(harness.offsets(kafka.bootstrap, harness.TOPIC)[1].values()) == total
+        assert sum(offsets(kafka.bootstrap, TOPIC)[1].values()) == total
 
-        dead = harness.read_topic(kafka.bootstrap, harness.DLQ_TOPIC, len(bad))
+        dead = read_records(kafka.bootstrap, DLQ_TOPIC, len(bad))
         by_key = {m.key: m for m in dead}
         for (key, value), reason in bad:
             letter = by_key[key]
             assert letter.value == value
-            assert letter.headers["error"].startswith(f"{reason}: "), letter.headers
-            assert letter.headers["source-topic"] == harness.TOPIC
-            assert 0 <= int(letter.headers["source-partition"]) < 3
-            assert int(letter.headers["source-offset"]) >= 0
+            assert letter.text_headers["error"].startswith(f"{reason}: "), letter.headers
+            assert letter.text_headers["source-topic"] == TOPIC
+            assert 0 <= int(letter.text_headers["source-partition"]) < 3
+            assert int(letter.text_headers["source-offset"]) >= 0
 
         metrics = sink.metrics()
         valid = len(stream.messages)
@@ -87,7 +87,7 @@ def test_stores_latest_versions_and_dead_letters_bad_input(stack, tmp_path):
         assert metrics["fraud_sink_batch_size_count"] >= total / 200
         assert metrics["fraud_sink_e2e_latency_seconds_count"] == stored
         assert metrics["fraud_sink_batch_seconds_count"] == metrics["fraud_sink_batch_size_count"]
-        harness.wait_until(
+        wait_until(
             lambda: (
                 sink.metrics().get("fraud_sink_consumer_lag") == 0
                 and 'fraud_sink_consumer_lag{partition="2",topic="fraud_alerts"}' in sink.metrics()

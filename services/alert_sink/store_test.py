@@ -10,14 +10,16 @@ import secrets
 import psycopg2
 import pytest
 
+from infra.testing.alerts import stream_alert
+from infra.testing.sink import start_postgres, stop_postgres_fast
+from infra.testing.table import read_table, table_diff
 from libs.schemas.sql import alerts_upsert_sql
-from services.alert_sink import harness
 from services.alert_sink.store import AlertStore, StoreError, safe_dsn, upsert_many_sql
 
 
 @pytest.fixture(scope="module")
 def postgres():
-    server = harness.start_postgres()
+    server = start_postgres()
     yield server
     server.destroy()
 
@@ -39,62 +41,55 @@ def test_many_sql_is_the_library_upsert_with_values_list_and_returning():
 
 
 def test_creates_table_and_keeps_highest_version(store, postgres):
-    v1, v2, v3 = (harness.make_alert("u1", 0, v) for v in (1, 2, 3))
-    other = harness.make_alert("u2", 0, 1)
+    v1, v2, v3 = (stream_alert("u1", 0, v) for v in (1, 2, 3))
+    other = stream_alert("u2", 0, 1)
     first = store.write([v2, other])
     assert {a.user_id for a in first.stored} == {"u1", "u2"}
     assert store.write([v2]).stored == ()  # same version again: no-op
     assert store.write([v1]).stored == ()  # older: ignored
     assert store.write([v3, other]).stored == (v3,)
-    rows = harness.read_table(postgres.dsn, store.table)
-    assert (
-        harness.table_diff(rows, {("u1", v3.window_start): v3, ("u2", other.window_start): other})
-        == ""
-    )
+    rows = read_table(postgres.dsn, store.table)
+    assert table_diff(rows, {("u1", v3.window_start): v3, ("u2", other.window_start): other}) == ""
 
 
 def test_refused_row_is_isolated_and_the_rest_committed(store, postgres):
-    good = [harness.make_alert(f"g{i}", 0, 1) for i in range(3)]
-    bad = dataclasses.replace(harness.make_alert("nul", 0, 1), reasons=("a\x00b",))
+    good = [stream_alert(f"g{i}", 0, 1) for i in range(3)]
+    bad = dataclasses.replace(stream_alert("nul", 0, 1), reasons=("a\x00b",))
     result = store.write([good[0], bad, good[1], good[2]])
     assert set(result.stored) == set(good)
     assert [(a.user_id, "NUL" in why) for a, why in result.rejected] == [("nul", True)]
-    assert set(harness.read_table(postgres.dsn, store.table)) == {
-        (a.user_id, a.window_start) for a in good
-    }
+    assert set(read_table(postgres.dsn, store.table)) == {(a.user_id, a.window_start) for a in good}
 
 
 def test_a_row_too_large_for_the_index_is_rejected_with_its_sqlstate(store, postgres):
     # Random text does not compress, so the primary key's btree entry is over its limit:
     # SQLSTATE 54000, which psycopg2 raises as OperationalError like a lost connection.
-    huge = dataclasses.replace(harness.make_alert("x", 0, 1), user_id=secrets.token_urlsafe(2250))
+    huge = dataclasses.replace(stream_alert("x", 0, 1), user_id=secrets.token_urlsafe(2250))
     assert len(huge.user_id) == 3000
-    good = [harness.make_alert(f"g{i}", 0, 1) for i in range(3)]
+    good = [stream_alert(f"g{i}", 0, 1) for i in range(3)]
     result = store.write([good[0], huge, good[1], good[2]])
     assert set(result.stored) == set(good)
     ((alert, why),) = result.rejected
     assert alert is huge and why.startswith("SQLSTATE 54000: index row size"), why
     assert store.connected  # the server answered: nothing to reconnect
-    assert set(harness.read_table(postgres.dsn, store.table)) == {
-        (a.user_id, a.window_start) for a in good
-    }
+    assert set(read_table(postgres.dsn, store.table)) == {(a.user_id, a.window_start) for a in good}
 
 
 def test_an_error_about_the_server_not_the_row_fails_the_batch(store, postgres):
-    store.write([harness.make_alert("q1", 0, 1)])
+    store.write([stream_alert("q1", 0, 1)])
     with psycopg2.connect(postgres.dsn) as conn, conn.cursor() as cur:
         cur.execute(f"ALTER TABLE {store.table} RENAME TO {store.table}_gone")
     try:
         with pytest.raises(StoreError) as info:
             # Reuses the open connection: the table it names is gone (42P01).
-            store.write([harness.make_alert("q1", 0, 2)])
+            store.write([stream_alert("q1", 0, 2)])
         assert (info.value.kind, info.value.sqlstate) == ("query", "42P01")
         assert info.value.server_answered
         assert "SQLSTATE 42P01" in str(info.value)
     finally:
         with psycopg2.connect(postgres.dsn) as conn, conn.cursor() as cur:
             cur.execute(f"ALTER TABLE {store.table}_gone RENAME TO {store.table}")
-    assert len(store.write([harness.make_alert("q1", 0, 2)]).stored) == 1
+    assert len(store.write([stream_alert("q1", 0, 2)]).stored) == 1
 
 
 def test_ping_answers_reconnects_and_reports_an_unreachable_server(postgres):
@@ -121,18 +116,18 @@ def test_empty_batch_needs_no_database():
 
 
 def test_database_down_is_a_store_error_then_reconnects(store, postgres):
-    alert = harness.make_alert("r1", 0, 1)
+    alert = stream_alert("r1", 0, 1)
     store.write([alert])
-    harness.stop_postgres_fast(postgres)
+    stop_postgres_fast(postgres)
     with pytest.raises(StoreError) as info:
-        store.write([harness.make_alert("r1", 0, 2)])
+        store.write([stream_alert("r1", 0, 2)])
     assert info.value.kind in ("connection", "connect")
     assert not store.connected
     with pytest.raises(StoreError) as info:
-        store.write([harness.make_alert("r1", 0, 2)])
+        store.write([stream_alert("r1", 0, 2)])
     assert info.value.kind == "connect"
     postgres.start()
-    assert len(store.write([harness.make_alert("r1", 0, 2)]).stored) == 1
+    assert len(store.write([stream_alert("r1", 0, 2)]).stored) == 1
 
 
 def test_safe_dsn_hides_the_password():

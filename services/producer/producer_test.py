@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.components.kafka import KafkaBroker
 from infra.components.process import free_port
+from infra.testing.wait import wait_until
 from libs.schemas.transaction import parse_transaction
 from services.producer.generator import PATTERNS, GeneratorConfig, generate
 
@@ -171,13 +172,14 @@ def test_sigterm_flushes_and_exits_promptly(broker, tmp_path):
 
         # Metrics are served while it runs, and count deliveries.
         normal = 'fraud_producer_messages_total{fraud_label="0",pattern="none"}'
-        deadline = time.monotonic() + 30
         samples: dict[str, float] = {}
-        while time.monotonic() < deadline and samples.get(normal, 0) == 0:
+
+        def counted() -> bool:
             with contextlib.suppress(OSError):  # not listening yet
-                samples = scrape(port)
-            time.sleep(0.1)  # poll interval, bounded by the deadline
-        assert samples.get(normal, 0) > 0, samples
+                samples.update(scrape(port))
+            return samples.get(normal, 0) > 0
+
+        wait_until(counted, 30, "counting deliveries", lambda: str(samples))
         for pattern in PATTERNS:
             assert (
                 f'fraud_producer_messages_total{{fraud_label="1",pattern="{pattern}"}}' in samples
@@ -190,11 +192,11 @@ def test_sigterm_flushes_and_exits_promptly(broker, tmp_path):
             assert name in samples, sorted(samples)
 
         # Progress lines while it runs.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(x["msg"] == "progress" for x in run.lines()):
-            time.sleep(0.1)  # poll interval, bounded by the deadline
+        wait_until(
+            lambda: any(x["msg"] == "progress" for x in run.lines()), 30, "logging progress",
+            run.text,
+        )  # fmt: skip
         progress = [x for x in run.lines() if x["msg"] == "progress"]
-        assert progress, run.text()
         assert {"sent", "delivered", "rate", "errors", "queued"} <= set(progress[0])
     finally:
         run.popen.send_signal(signal.SIGTERM)
@@ -255,10 +257,7 @@ def test_broker_lost_undelivered_are_reported_at_the_flush_deadline(tmp_path):
                 x["msg"] == "progress" and x["sent"] - x["delivered"] > 100 for x in run.lines()
             )
 
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not stuck():
-            time.sleep(0.1)  # poll interval, bounded by the deadline
-        assert stuck(), run.text()
+        wait_until(stuck, 30, "stuck with undelivered messages", run.text)
         run.popen.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
         assert run.wait(30) == 1, run.text()

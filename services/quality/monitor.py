@@ -4,9 +4,9 @@ headers on `transactions`, as Prometheus metrics and a JSON report at exit.
 Why a separate observer: the detector must never see the labels (it would be scoring
 itself), so the only honest judge is a process that reads both topics in its own
 consumer group and compares them per (user_id, window). Scoring rules live in
-`scoring_book.py`; this module is the edge: flags, the consume loop, when windows may be
-scored, metrics, the report, and a clean stop on SIGTERM/SIGINT (within a stop grace
-period even when the broker is already gone: see close_consumer).
+`scoring_book.py` and settings in `config.py`; this module is the edge: the consume
+loop, when windows may be scored, metrics, the report, and a clean stop on SIGTERM/SIGINT
+(within a stop grace period even when the broker is already gone: see close_consumer).
 
 When windows are scored: by the event-time clock (newest transaction read) minus
 watermark minus grace, never by the wall clock, so a replay scores like the live run.
@@ -18,22 +18,20 @@ those alerts into a late one.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import math
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from libs.cli.flags import flag, non_negative_int, positive_float
 from libs.cli.service import Shutdown, serve_metrics
 from libs.cli.startup import EXIT_STARTUP, StartupError, require_topics
 from libs.logging.structured import configure
+from services.quality.config import QualitySettings, parse_settings
 from services.quality.metrics import QualityMetrics, Snapshot
 from services.quality.records import BadRecord, read_alert, read_transaction, read_truth
 from services.quality.report import SERVICE, build_report, iso, rounded, write_report
@@ -45,80 +43,10 @@ _LOGGED_CONSUMER_ERRORS = 10
 log = logging.getLogger("quality")
 
 
-# -- flags -------------------------------------------------------------------------------
+# -- settings ----------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
-    return value
-
-
-def parse_args(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="quality",
-        description="Live precision/recall of fraud alerts against the ground-truth headers.",
-    )
-    kafka = parser.add_argument_group("Kafka")
-    flag(kafka, "--bootstrap-servers", env="KAFKA_BOOTSTRAP_SERVERS", default="localhost:9092",
-         help="Kafka bootstrap servers (host:port,...)", environ=environ)  # fmt: skip
-    flag(kafka, "--transactions-topic", env="FRAUD_QUALITY_TRANSACTIONS_TOPIC",
-         default="transactions", help="topic with transactions and their ground-truth headers",
-         environ=environ)  # fmt: skip
-    flag(kafka, "--alerts-topic", env="FRAUD_QUALITY_ALERTS_TOPIC", default="fraud_alerts",
-         help="topic with the detector's alerts", environ=environ)  # fmt: skip
-    flag(kafka, "--group-id", env="FRAUD_QUALITY_GROUP_ID", default="fraud-quality",
-         help="consumer group (offsets auto-committed: this is a monitor)",
-         environ=environ)  # fmt: skip
-    flag(kafka, "--offset-reset", env="FRAUD_QUALITY_OFFSET_RESET", default="earliest",
-         choices=("earliest", "latest"),
-         help="where a group without committed offsets starts", environ=environ)  # fmt: skip
-    flag(kafka, "--batch-size", env="FRAUD_QUALITY_BATCH_SIZE", default=5000,
-         type=_positive_int, help="messages per consume() call", environ=environ)  # fmt: skip
-    flag(kafka, "--startup-timeout", env="FRAUD_QUALITY_STARTUP_TIMEOUT", default=15.0,
-         type=positive_float, help="seconds to reach the broker and find the topics",
-         environ=environ)  # fmt: skip
-    flag(kafka, "--close-timeout", env="FRAUD_QUALITY_CLOSE_TIMEOUT", default=5.0,
-         type=positive_float,
-         help="seconds to commit and leave the group at exit (then exit regardless)",
-         environ=environ)  # fmt: skip
-
-    windows = parser.add_argument_group("windows (match the detector's)")
-    flag(windows, "--window-seconds", env="FRAUD_QUALITY_WINDOW_SECONDS", default=60,
-         type=_positive_int, help="tumbling window length, aligned to the epoch",
-         environ=environ)  # fmt: skip
-    flag(windows, "--watermark-seconds", env="FRAUD_QUALITY_WATERMARK_SECONDS", default=30.0,
-         type=_non_negative_float, help="the detector's watermark delay",
-         environ=environ)  # fmt: skip
-    flag(windows, "--grace-seconds", env="FRAUD_QUALITY_GRACE_SECONDS", default=15.0,
-         type=_non_negative_float,
-         help="extra event time to wait for alerts after the watermark passes a window",
-         environ=environ)  # fmt: skip
-
-    ops = parser.add_argument_group("operations")
-    flag(ops, "--metrics-port", env="FRAUD_QUALITY_METRICS_PORT", default=8003,
-         type=non_negative_int, help="Prometheus port (0: off)", environ=environ)  # fmt: skip
-    flag(ops, "--report-file", env="FRAUD_QUALITY_REPORT_FILE", default="",
-         help="write a JSON report here at exit (empty: none)", environ=environ)  # fmt: skip
-    flag(ops, "--log-interval", env="FRAUD_QUALITY_LOG_INTERVAL", default=10.0,
-         type=positive_float, help="seconds between progress lines", environ=environ)  # fmt: skip
-    flag(ops, "--log-level", env="FRAUD_QUALITY_LOG_LEVEL", default="INFO",
-         choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level",
-         environ=environ)  # fmt: skip
-    return parser.parse_args(argv)
-
-
-def book_settings(args: argparse.Namespace) -> BookSettings:
+def book_settings(args: QualitySettings) -> BookSettings:
     return BookSettings(
         window_seconds=args.window_seconds,
         watermark_seconds=args.watermark_seconds,
@@ -126,7 +54,7 @@ def book_settings(args: argparse.Namespace) -> BookSettings:
     )
 
 
-def kafka_config(args: argparse.Namespace) -> dict[str, Any]:
+def kafka_config(args: QualitySettings) -> dict[str, Any]:
     """librdkafka settings: own group, auto commit, and partition-EOF events (they tell
     when the alerts backlog has been read, see the module docstring)."""
     return {
@@ -335,7 +263,7 @@ def close_consumer(consumer: Consumer, timeout: float) -> bool:
     return True
 
 
-def run(args: argparse.Namespace, shutdown: Shutdown) -> int:
+def run(args: QualitySettings, shutdown: Shutdown) -> int:
     """Monitor until SIGTERM/SIGINT; then score everything open, report, exit 0."""
     settings = book_settings(args)
     consumer = Consumer(kafka_config(args))
@@ -398,7 +326,7 @@ def run(args: argparse.Namespace, shutdown: Shutdown) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_settings(argv)
     configure(SERVICE, args.log_level)
     shutdown = Shutdown().install()
     try:

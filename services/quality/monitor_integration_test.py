@@ -21,7 +21,8 @@ from infra.components.kafka import KafkaBroker
 from infra.components.kafka_io import produce
 from infra.components.metrics_scrape import scrape, total
 from infra.components.process import ManagedProcess, free_port
-from libs.schemas.alert import Alert, alert_to_json
+from infra.testing.alerts import sample_alert
+from libs.schemas.alert import alert_to_json
 from libs.schemas.transaction import Transaction, transaction_to_json
 
 QUALITY = Path("services/quality/quality")
@@ -49,25 +50,7 @@ def tx(user: str, seconds: float, pattern: str | None = None) -> tuple[bytes, by
 
 def alert(user: str, window_seconds: int, version: int = 1) -> tuple[bytes, bytes, None]:
     start = T0 + timedelta(seconds=window_seconds)
-    a = Alert(
-        user_id=user,
-        window_start=start,
-        window_end=start + timedelta(seconds=60),
-        txn_count=version,
-        distinct_countries=1,
-        max_amount=Decimal("4000.00"),
-        total_amount=Decimal("4000.00"),
-        high_value=True,
-        location_change=False,
-        high_frequency=False,
-        fraud_score=2,
-        transaction_ids=("t",),
-        reasons=("high_value: max_amount 4000.00 > 3000",),
-        rule_version="v1",
-        detected_at=start + timedelta(seconds=61),
-        last_event_time=start + timedelta(seconds=1),
-        version=version,
-    )
+    a = sample_alert(user, start, version)
     return user.encode(), alert_to_json(a), None
 
 

@@ -9,22 +9,17 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from libs.schemas.alert import Alert, alert_to_json
+from infra.testing.alerts import sample_alert
+from libs.schemas.alert import alert_to_json
+from services.quality.config import parse_settings as parse_args
 from services.quality.metrics import QualityMetrics
-from services.quality.monitor import (
-    WINDOW_MISMATCH,
-    Monitor,
-    book_settings,
-    close_consumer,
-    parse_args,
-)
+from services.quality.monitor import WINDOW_MISMATCH, Monitor, book_settings, close_consumer
 from services.quality.report import build_report, write_report
 from services.quality.scoring_book import ScoringBook
 
@@ -76,10 +71,7 @@ def txn(user: str, seconds: float, label: str = "0", pattern: str = "") -> FakeM
 
 def alert(user: str, window_seconds: float, width: int = 60, partition: int = 0) -> FakeMessage:
     start = T0 + timedelta(seconds=window_seconds)
-    a = Alert(
-        user, start, start + timedelta(seconds=width), 1, 1, Decimal("4000.00"),
-        Decimal("4000.00"), True, False, False, 2, ("t",), ("r",), "v1", start, start, 1,
-    )  # fmt: skip
+    a = sample_alert(user, start, window_end=start + timedelta(seconds=width))
     return FakeMessage(ALERTS, alert_to_json(a), _partition=partition)
 
 
@@ -266,7 +258,6 @@ def test_flag_defaults() -> None:
     assert args.metrics_port == 8003
     assert args.report_file == ""
     assert args.batch_size >= 1000
-    assert args.close_timeout == 5.0  # inside compose's 10 s stop grace period
 
 
 def test_flags_from_environment_and_command_line() -> None:
@@ -306,7 +297,7 @@ def test_help_names_every_variable(capsys: pytest.CaptureFixture[str]) -> None:
     for var in ("KAFKA_BOOTSTRAP_SERVERS", "FRAUD_QUALITY_METRICS_PORT",
                 "FRAUD_QUALITY_WINDOW_SECONDS", "FRAUD_QUALITY_WATERMARK_SECONDS",
                 "FRAUD_QUALITY_GRACE_SECONDS", "FRAUD_QUALITY_REPORT_FILE",
-                "FRAUD_QUALITY_LOG_LEVEL"):  # fmt: skip
+                "FRAUD_LOG_LEVEL"):  # fmt: skip
         assert var in text
 
 

@@ -9,31 +9,14 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from libs.schemas.alert import Alert, alert_to_json
+from infra.testing.alerts import sample_alert
+from libs.schemas.alert import alert_to_json
 from libs.schemas.transaction import Transaction, transaction_to_json
 from services.quality.records import BadRecord, read_alert, read_transaction, read_truth
 
 T0 = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
 
-ALERT = Alert(
-    user_id="user-42",
-    window_start=T0,
-    window_end=datetime(2026, 11, 28, 17, 1, tzinfo=UTC),
-    txn_count=1,
-    distinct_countries=1,
-    max_amount=Decimal("4000.00"),
-    total_amount=Decimal("4000.00"),
-    high_value=True,
-    location_change=False,
-    high_frequency=False,
-    fraud_score=2,
-    transaction_ids=("t1",),
-    reasons=("high_value",),
-    rule_version="v1",
-    detected_at=T0,
-    last_event_time=T0,
-    version=1,
-)
+ALERT = sample_alert("user-42", T0)
 
 
 def txn_json(**changes: object) -> bytes:

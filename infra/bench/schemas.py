@@ -1,4 +1,4 @@
-"""ns/record of `parse_transaction` on producer records: `tools/bazel run //libs/schemas:bench`.
+"""ns/record of `parse_transaction` on producer records: `tools/bazel run //infra/bench:schemas`.
 
 Why: the detector validates every Kafka record with `parse_transaction` in a Python worker,
 so the cost of each contract rule is paid per record. This measures the common path (valid

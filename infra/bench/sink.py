@@ -1,4 +1,4 @@
-"""Sink throughput on this machine: `bazel run //services/alert_sink:bench`.
+"""Sink throughput on this machine: `tools/bazel run //infra/bench:sink`.
 
 Why: batch size and the multi-row upsert are the sink's main performance levers; this
 measures rows/s end to end (Kafka -> decode -> upsert -> database commit -> offset commit)
@@ -18,10 +18,13 @@ from pathlib import Path
 
 import psycopg2
 
+from infra.components.kafka_io import produce
+from infra.testing.alerts import stream_alert
+from infra.testing.sink import DLQ_TOPIC, TOPIC, start_kafka, start_postgres
+from infra.testing.wait import wait_until
 from libs.cli.service import Shutdown
 from libs.logging.structured import configure
 from libs.schemas.alert import alert_to_json
-from services.alert_sink import harness
 from services.alert_sink.config import Config
 from services.alert_sink.metrics import SinkMetrics
 from services.alert_sink.sink import run
@@ -45,12 +48,12 @@ def _records(alerts: int, version: int):
     users = max(1, alerts // 2)  # two windows per user
     for i in range(alerts):
         user = f"user-{i % users}"
-        yield user.encode(), alert_to_json(harness.make_alert(user, i // users, version))
+        yield user.encode(), alert_to_json(stream_alert(user, i // users, version))
 
 
 def _phase(name: str, config: Config, postgres, alerts: int, version: int) -> None:
     started = time.monotonic()
-    harness.produce(config.bootstrap_servers, harness.TOPIC, _records(alerts, version))
+    produce(config.bootstrap_servers, TOPIC, _records(alerts, version))
     produced = time.monotonic() - started
 
     shutdown, metrics = Shutdown(), SinkMetrics()
@@ -58,9 +61,9 @@ def _phase(name: str, config: Config, postgres, alerts: int, version: int) -> No
     started = time.monotonic()
     sink.start()
     try:
-        harness.wait_until(lambda: _count(postgres.dsn, version) > 0, 120, "first row")
+        wait_until(lambda: _count(postgres.dsn, version) > 0, 120, "first row")
         first, first_at = _count(postgres.dsn, version), time.monotonic()
-        harness.wait_until(lambda: _count(postgres.dsn, version) >= alerts, 900, "all stored")
+        wait_until(lambda: _count(postgres.dsn, version) >= alerts, 900, "all stored")
         done = time.monotonic()
     finally:
         shutdown.request()
@@ -84,8 +87,8 @@ def main() -> None:
     configure("alert_sink_bench", "WARNING")
 
     workdir = Path(tempfile.mkdtemp(prefix="sink-bench-"))
-    kafka = harness.start_kafka(workdir / "kafka", {harness.TOPIC: 3, harness.DLQ_TOPIC: 1})
-    postgres = harness.start_postgres()
+    kafka = start_kafka(workdir / "kafka", {TOPIC: 3, DLQ_TOPIC: 1})
+    postgres = start_postgres()
     config = Config(
         bootstrap_servers=kafka.bootstrap,
         postgres_dsn=postgres.dsn,
