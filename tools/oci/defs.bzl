@@ -407,7 +407,10 @@ def oci_image_tests(name, image, loader, layers, files, shell = False, python_ap
             "IMAGE_BASE": "$(rootpaths %s_base)" % name,
             "LAYER_SPECS": " ".join(["$(rootpath %s)" % spec for spec in specs]),
         },
-        deps = ["//tools/oci:image_lib"],
+        deps = [
+            "//tools/oci:image_lib",
+            "//tools/oci:layer_lib",
+        ],
         **kwargs
     )
 
