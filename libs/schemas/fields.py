@@ -130,6 +130,10 @@ class Reason(enum.StrEnum):
     FUTURE_EVENT_TIME = "future_event_time"  # event_time beyond now + allowed skew
     BAD_UUID = "bad_uuid"
     BAD_VALUE = "bad_value"  # any other range/consistency rule (e.g. a negative count)
+    # A decoder raised something other than InvalidRecord: a bug of ours, never expected
+    # (the parsers are total), but one record must not stop a service, so it is a dead
+    # letter with the exception in its detail.
+    INTERNAL_ERROR = "internal_error"
 
 
 class InvalidRecord(ValueError):
@@ -147,6 +151,11 @@ class InvalidRecord(ValueError):
 
     def __str__(self) -> str:
         return f"{self.reason}: {self.detail}"
+
+    @classmethod
+    def unexpected(cls, err: BaseException) -> InvalidRecord:
+        """An `internal_error` for an exception a decoder was never meant to raise."""
+        return cls(Reason.INTERNAL_ERROR, f"{type(err).__name__}: {show(str(err))}")
 
 
 # Characters `show` escapes as \uXXXX: they would corrupt a log line or a header

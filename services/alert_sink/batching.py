@@ -82,6 +82,9 @@ def decode_batch(
             decoded.append(Decoded(parse(message.value), message))  # type: ignore[arg-type]
         except InvalidRecord as err:
             bad.append(BadMessage(message, err.reason, err.detail))
+        except Exception as err:  # one record must never stop the service
+            unexpected = InvalidRecord.unexpected(err)
+            bad.append(BadMessage(message, unexpected.reason, unexpected.detail))
     latest = latest_per_key(decoded)
     return Batch(tuple(messages), tuple(latest), tuple(bad), len(decoded) - len(latest))
 

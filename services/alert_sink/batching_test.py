@@ -7,7 +7,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from infra.testing.alerts import sample_alert
-from libs.schemas.alert import Alert, alert_to_json
+from libs.schemas.alert import Alert, alert_to_json, parse_alert
 from services.alert_sink.batching import (
     SourceMessage,
     commit_offsets,
@@ -78,6 +78,19 @@ def test_bad_messages_are_collected_with_reason_and_detail():
         (4, "missing_field"),
     ]
     assert "window_start" in batch.bad[3].detail
+    assert [d.alert.user_id for d in batch.latest] == ["a"]
+
+
+def test_a_parser_that_raises_unexpectedly_makes_an_internal_error_not_a_crash():
+    def parse(value: bytes) -> Alert:
+        if value == b"boom":
+            raise RecursionError("maximum recursion depth exceeded")
+        return parse_alert(value)
+
+    good = alert_to_json(alert("a", 1))
+    batch = decode_batch([msg(0, b"boom"), msg(1, good)], parse)
+    assert [(b.message.offset, b.reason) for b in batch.bad] == [(0, "internal_error")]
+    assert batch.bad[0].detail.startswith("RecursionError: ")
     assert [d.alert.user_id for d in batch.latest] == ["a"]
 
 

@@ -48,7 +48,19 @@ def read_truth(headers: list[tuple[str, bytes | None]] | None) -> tuple[str, str
 
 
 def read_transaction(value: bytes | None) -> tuple[str, float]:
-    """(user_id, event time in Unix seconds) of a transaction value, or raise BadRecord."""
+    """(user_id, event time in Unix seconds) of a transaction value, or raise BadRecord.
+
+    Total: whatever the bytes, the only exception is BadRecord (an unforeseen failure is
+    `internal_error`, counted like any bad record rather than stopping the monitor)."""
+    try:
+        return _read_transaction(value)
+    except BadRecord:
+        raise
+    except Exception as err:  # one record must never stop the service
+        raise BadRecord(Reason.INTERNAL_ERROR) from err
+
+
+def _read_transaction(value: bytes | None) -> tuple[str, float]:
     if not value:
         raise BadRecord(Reason.EMPTY)
     try:
@@ -83,4 +95,6 @@ def read_alert(value: bytes | None) -> tuple[str, float, float]:
         alert = parse_alert(value or b"")
     except InvalidRecord as err:
         raise BadRecord(err.reason) from None
+    except Exception as err:  # one record must never stop the service
+        raise BadRecord(Reason.INTERNAL_ERROR) from err
     return alert.user_id, alert.window_start.timestamp(), alert.window_end.timestamp()

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from infra.testing.alerts import sample_alert
 from libs.schemas.alert import alert_to_json
@@ -114,3 +116,41 @@ def test_bad_alerts_carry_the_contract_reason() -> None:
     obj["version"] = 0
     with pytest.raises(BadRecord, match="bad_value"):
         read_alert(orjson.dumps(obj))
+
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=40)
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "user_id": _JSON,
+        "event_time": _JSON
+        | st.sampled_from(["2026-01-01T00:00:00Z", "9999-12-31T23:59:59+14:00"]),
+        "window_start": _JSON,
+        "window_end": _JSON,
+    },
+)
+
+
+@settings(derandomize=True, deadline=None, max_examples=500, database=None)
+@given(
+    st.binary(max_size=200) | _FIELDS.map(lambda d: orjson.dumps(d, option=orjson.OPT_NON_STR_KEYS))
+)
+def test_any_bytes_are_a_result_or_a_bad_record_never_another_exception(value):
+    for read in (read_transaction, read_alert):
+        try:
+            read(value)
+        except BadRecord as bad:
+            assert bad.reason
