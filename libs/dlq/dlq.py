@@ -127,7 +127,7 @@ class DlqConfig:
 
 
 def dlq_headers(letter: DeadLetter) -> Headers:
-    """DESIGN.md's headers `error` ("<reason>: <detail>"), `source-topic`, `-partition`,
+    """docs/design.md's headers `error` ("<reason>: <detail>"), `source-topic`, `-partition`,
     `-offset`, plus `error-reason` (the bare token, for routing and counting)."""
     error = f"{letter.reason}: {letter.detail}".encode("utf-8", errors="replace")
     if len(error) > MAX_ERROR_BYTES:

@@ -1,4 +1,4 @@
-"""Kafka header names of the contracts (DESIGN.md, Topics).
+"""Kafka header names of the contracts (docs/design.md, Topics).
 
 Ground truth rides on `transactions` in headers, never in the value, so the detector cannot
 read it by accident; the DLQ headers say why and where a record was refused.

@@ -1,4 +1,4 @@
-"""The pipeline's Kafka topics (DESIGN.md) and how many partitions each gets.
+"""The pipeline's Kafka topics (docs/design.md) and how many partitions each gets.
 
 Why here: the local stack, the tests, the Kafka image and every service's default flags
 name the same topics; the partition count is the unit of parallelism for the detector

@@ -55,7 +55,7 @@ RISKY_MERCHANT = "risky_merchant"
 RAPID_FIRE = "rapid_fire"
 PATTERNS: tuple[str, ...] = (HIGH_AMOUNT, COUNTRY_HOP, RISKY_MERCHANT, RAPID_FIRE)
 
-# Ground truth travels in Kafka headers (DESIGN.md, topic `transactions`).
+# Ground truth travels in Kafka headers (docs/design.md, topic `transactions`).
 
 # Home countries and their currency, weighted. Only currencies worth roughly a US dollar
 # or more: the rules compare raw amounts with 3000, which would flag every yen laptop.

@@ -4,7 +4,7 @@ Why a pure class: what counts as a true positive, when a window is final, and wh
 with stragglers are the decisions that make the precision/recall gauges trustworthy, so
 they live here, free of Kafka and Prometheus, and are tested exhaustively.
 
-Semantics (DESIGN.md "Detection semantics"):
+Semantics (docs/design.md "Detection semantics"):
 - Windows are tumbling, `window_seconds` long, aligned to the Unix epoch, per user_id;
   a transaction at t belongs to the window starting at floor(t / W) * W.
 - A window is a fraud window when it holds >= 1 transaction labelled "1"; the patterns
