@@ -22,8 +22,9 @@ else. Checks, in order (the first failing one is reported):
 Then per field, in contract order (`read_fields`): missing_field, bad_type, too_long
 (`Field.max_length`), control_character (`Field.no_controls`: Unicode Cc/Cf, lone
 surrogates), bad_timestamp (not ISO-8601 with an explicit zone, impossible date, zone
-offset outside -12:00..+14:00, before 2000-01-01), bad_amount (DECIMAL: more decimals
-than the scale, too many integer digits) and bad_value (INT outside 32 bits).
+offset outside -12:00..+14:00 or with minutes >= 60, before 2000-01-01), bad_amount
+(DECIMAL: more decimals than the scale, too many integer digits) and bad_value (INT
+outside 32 bits).
 
 Why limits on depth and duplicates: orjson accepts 1,024 levels, and Python code that
 walks such a value (json.dumps, repr) dies with RecursionError; a duplicate key is read
@@ -462,6 +463,8 @@ def _read_timestamp(field: Field, value: Any) -> datetime:
         # An offset beyond +-14:00 is no real zone (and near year 1 or 9999 the UTC
         # conversion overflows); either way the value is not a usable event time.
         if value[-1] != "Z":  # Z is UTC: nothing to check
+            if int(value[-2:]) >= 60:  # fromisoformat reads +05:60 as +06:00; no zone is
+                raise ValueError(f"zone offset {value[-6:]} has minutes >= 60")
             offset = parsed.utcoffset()
             if offset is None or not MIN_OFFSET <= offset <= MAX_OFFSET:
                 raise ValueError(f"zone offset {value[-6:]} is outside -12:00..+14:00")
