@@ -36,7 +36,7 @@ def _detector(broker, tmp_path, metrics_port: int) -> ManagedProcess:
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "FRAUD_DETECTOR_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         "FRAUD_DETECTOR_METRICS_PORT": str(metrics_port),
-        "SPARK_MASTER": "local[2]",
+        "SPARK_MASTER": "local[2,4]",
         "FRAUD_DETECTOR_SHUFFLE_PARTITIONS": "2",
         "FRAUD_DETECTOR_DRIVER_MEMORY": "1g",
     }
