@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from datetime import datetime
 from typing import Any
 
@@ -60,8 +62,9 @@ STATE_BYTES = Gauge(
 WATERMARK = Gauge("fraud_detector_watermark_seconds", "Event-time watermark (unix seconds)")
 WATERMARK_AHEAD = Gauge(
     "fraud_detector_watermark_ahead_seconds",
-    "Watermark minus the trigger's wall-clock time (normally about -watermark delay; above "
-    "0 means events stamped now are dropped as late)",
+    "Watermark minus wall-clock time, at scrape time (normally about -watermark delay and "
+    "falling while idle; above 0 means events stamped now are dropped as late; NaN before "
+    "the first watermark)",
 )
 PHASE_SECONDS = Gauge(
     "fraud_detector_batch_phase_seconds",
@@ -79,6 +82,20 @@ for flag in ("high_value", "location_change", "high_frequency"):
     ALERT_FLAGS.labels(flag=flag)
 
 _log = logging.getLogger("detector.metrics")
+
+
+class _LastWatermark:
+    """The newest watermark (unix seconds), read by WATERMARK_AHEAD at each scrape: an idle
+    query reports no progress, yet its watermark keeps falling behind the clock."""
+
+    at: float = math.nan
+
+    @classmethod
+    def ahead(cls) -> float:
+        return cls.at - time.time()
+
+
+WATERMARK_AHEAD.set_function(_LastWatermark.ahead)
 
 
 def record_progress(progress: dict[str, Any], last_batch: dict[str, int]) -> None:
@@ -128,8 +145,7 @@ def record_progress(progress: dict[str, Any], last_batch: dict[str, int]) -> Non
     if watermark:
         at = _instant(watermark)
         WATERMARK.set(at)
-        if progress.get("timestamp"):
-            WATERMARK_AHEAD.set(at - _instant(progress["timestamp"]))
+        _LastWatermark.at = at
     observed = progress.get("observedMetrics") or {}
     if "alerts" in observed:
         counts = observed["alerts"]
