@@ -73,7 +73,7 @@ class Ports:
 class DetectorSettings:
     """How the stack runs the detector; the same flags for the local stack and the bench."""
 
-    master: str = "local[2]"
+    master: str = "local[2,4]"  # local[N,F]: a failed task is tried F times
     shuffle_partitions: int = 4
     driver_memory: str = "2g"
     max_offsets_per_trigger: int = 0
@@ -85,8 +85,8 @@ class DetectorSettings:
             parser,
             "--spark-master",
             env="SPARK_MASTER",
-            default="local[2]",
-            help="Spark master for the detector",
+            default="local[2,4]",
+            help="Spark master for the detector (local[N,F] retries a failed task F-1 times)",
         )
         flag(
             parser,

@@ -1,17 +1,22 @@
 """Fraud detector: Spark Structured Streaming from Kafka `transactions` to `fraud_alerts`.
 
 One streaming query, `alerts`: every record is validated by libs/schemas (refused ones are
-published to transactions.dlq with a reason on the way), valid ones are aggregated in 60 s
-event-time windows per user and scored, and windows that qualify are published to
-fraud_alerts in update mode. It is checkpointed, so a restart after a crash resumes exactly
-where the last committed micro-batch ended.
+published to transactions.dlq with a reason on the way, event times more than
+--max-future-skew ahead of the clock among them), valid ones are deduplicated by
+transaction_id within the watermark, aggregated in 60 s event-time windows per user and
+scored, and windows that qualify are published to fraud_alerts in update mode. It is
+checkpointed, so a restart after a crash resumes exactly where the last committed
+micro-batch ended. If the query stops or fails, fraud_detector_ready drops to 0 and the
+process exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from libs.cli.flags import flag, non_negative_int, switch
@@ -19,6 +24,18 @@ from libs.cli.service import Shutdown, serve_metrics
 from libs.logging.structured import configure
 from libs.schemas.codec import DEFAULT_MAX_BYTES
 from libs.scoring.config import add_scoring_args, config_from_args
+
+_UNITS = {"second": 1, "minute": 60, "hour": 3600}
+
+
+def duration(text: str) -> timedelta:
+    """'300 seconds', '5 minutes', '1 hour' (the spelling of --window) as a timedelta."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(second|minute|hour)s?\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration like '300 seconds', '5 minutes' or '1 hour'"
+        )
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -86,8 +103,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         spark,
         "--master",
         env="SPARK_MASTER",
-        default="local[*]",
-        help="Spark master URL (local[*], spark://host:7077, ...)",
+        default="local[*,4]",
+        help="Spark master URL (local[N,F]: N cores, a failed task tried F times in all, "
+        "e.g. after a DLQ flush timed out; plain local[N] never retries a task; "
+        "spark://host:7077 retries per spark.task.maxFailures, 4)",
     )
     flag(
         spark,
@@ -134,7 +153,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--watermark",
         env="FRAUD_WATERMARK",
         default="30 seconds",
-        help="how late an event may be before it is dropped (and counted)",
+        help="how late an event may be before it is dropped (and counted); also how long "
+        "a transaction_id is remembered to drop its duplicates",
+    )
+    flag(
+        windows,
+        "--max-future-skew",
+        env="FRAUD_MAX_FUTURE_SKEW",
+        default="5 minutes",
+        type=duration,
+        help="events stamped further ahead of the detector's clock go to the DLQ as "
+        "future_event_time (and can never move the watermark)",
     )
     add_scoring_args(parser)
 
@@ -185,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     spark.sparkContext.setLogLevel("WARN")
     spark.streams.addListener(MetricsListener())
-    window_cfg = pipeline.WindowConfig(window=args.window, watermark=args.watermark)
+    window_cfg = pipeline.WindowConfig(
+        window=args.window, watermark=args.watermark, max_future_skew=args.max_future_skew
+    )
 
     raw = pipeline.read_kafka(
         spark,
@@ -196,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     dead_letters = DeadLetters(args.bootstrap_servers, args.dlq_topic, args.input_topic)
     valid = pipeline.observe_dlq(
-        pipeline.validated(raw, max_bytes=args.max_record_bytes, dead_letters=dead_letters)
+        pipeline.validated(
+            raw,
+            max_bytes=args.max_record_bytes,
+            dead_letters=dead_letters,
+            max_future_skew=args.max_future_skew,
+        )
     )
     alerts = pipeline.observe_alerts(
         pipeline.scored_alerts(pipeline.window_aggregates(valid, window_cfg), scoring)
@@ -221,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "detector running",
         extra={
             "master": args.master,
+            "max_future_skew_s": args.max_future_skew.total_seconds(),
             "input_topic": args.input_topic,
             "alerts_topic": args.alerts_topic,
             "checkpoint_dir": str(args.checkpoint_dir),
@@ -231,11 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     while not shutdown.requested:
         if not query.isActive:
+            READY.set(0)  # the listener does too; this also covers a lost listener event
             log.error("query stopped", extra={"query": query.name, "error": str(query.exception())})
             status = 1
             break
         shutdown.wait(1.0)
     log.info("stopping", extra={"signal": shutdown.signal_name})
+    READY.set(0)
     query.stop()
     spark.stop()
     log.info("stopped")

@@ -1,9 +1,12 @@
 """The detector service against a real broker: alerts and DLQ records come out, metrics are
-served, SIGTERM stops it cleanly, and a restart resumes from its checkpoint."""
+served, SIGTERM stops it cleanly, a restart resumes from its checkpoint, and a query that
+fails (after its task was retried) turns readiness off and exits non-zero."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,18 +33,21 @@ def broker(tmp_path_factory):
     kafka.stop()
 
 
-def _detector(broker, tmp_path, metrics_port: int) -> ManagedProcess:
+def _detector(
+    broker, tmp_path, metrics_port: int, extra: dict[str, str] | None = None
+) -> ManagedProcess:
     env = dict(os.environ)
     env |= {
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "FRAUD_DETECTOR_CHECKPOINT_DIR": str(tmp_path / "checkpoints"),
         "FRAUD_DETECTOR_METRICS_PORT": str(metrics_port),
-        "SPARK_MASTER": "local[2]",
+        "SPARK_MASTER": "local[2,4]",
         "FRAUD_DETECTOR_SHUFFLE_PARTITIONS": "2",
         "FRAUD_DETECTOR_DRIVER_MEMORY": "1g",
-    }
+    } | (extra or {})
     logs = Path(os.environ.get("TEST_UNDECLARED_OUTPUTS_DIR", tmp_path))
-    proc = ManagedProcess("detector", [str(DETECTOR)], logs / "detector.log", env=env)
+    name = "detector-failing" if extra else "detector"
+    proc = ManagedProcess("detector", [str(DETECTOR)], logs / f"{name}.log", env=env)
     proc.start()
     return proc
 
@@ -116,3 +122,45 @@ def test_alerts_dlq_metrics_shutdown_and_restart(broker, tmp_path):
         detector.stop()
         alerts.close()
         dlq.close()
+
+
+def test_a_failed_query_is_retried_then_ends_readiness_and_the_process(broker, tmp_path):
+    """Publishing alerts to an invalid topic fails every attempt of the task: local[2,4]
+    tries it 4 times, then the query fails, fraud_detector_ready drops to 0 and the
+    detector exits with status 1 (an orchestrator restarts it; its probe sees it first)."""
+    broker.create_topics({"transactions-failing": 1})
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    produce(
+        broker.bootstrap,
+        "transactions-failing",
+        [(b"big", _txn("big", t0 + timedelta(seconds=5), "4000.00", "FR"), None)],
+    )
+    port = free_port()
+    detector = _detector(
+        broker,
+        tmp_path,
+        port,
+        {"FRAUD_TRANSACTIONS_TOPIC": "transactions-failing", "FRAUD_ALERTS_TOPIC": "bad topic!"},
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        detector.wait_until(
+            lambda: total(scrape(url), "fraud_detector_ready") == 1, timeout=180, what="ready"
+        )
+        readiness = []
+        deadline = time.monotonic() + 300
+        while detector.running and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):  # metrics gone: the process is exiting
+                readiness.append(total(scrape(url, timeout=1), "fraud_detector_ready"))
+            time.sleep(0.2)
+        assert detector.popen.wait(60) == 1
+        log = detector.log_path.read_text(errors="replace")
+        assert '"query stopped"' in log, log[-3000:]
+        assert "failed 4 times" in log, "the task was not retried 4 times: " + log[-3000:]
+        # The metrics outlive the query by the time Spark takes to stop: 0 is seen, and
+        # never 1 again after it.
+        print(f"readiness scraped while failing: {readiness[-5:]}")
+        assert 0 in readiness, readiness[-10:]
+        assert 1 not in readiness[readiness.index(0) :], readiness[-10:]
+    finally:
+        detector.stop()

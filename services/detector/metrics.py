@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from datetime import datetime
 from typing import Any
 
@@ -30,8 +32,18 @@ BATCH_SECONDS = Histogram(
 )
 LATE_DROPPED = Counter(
     "fraud_detector_late_events_dropped_total",
-    "Late events dropped behind the watermark (Spark counts after partial aggregation: late "
-    "events of one user and window in one micro-batch partition count once)",
+    "Late events dropped behind the watermark (event_time <= watermark; counted by the "
+    "deduplication, the first stateful operator, one per event)",
+)
+DUPLICATES = Counter(
+    "fraud_detector_duplicates_dropped_total",
+    "Transactions dropped because their transaction_id was already seen within the watermark",
+)
+FUTURE_GUARD = Counter(
+    "fraud_detector_future_rows_guarded_total",
+    "Valid rows with event_time beyond the batch clock + skew that the plan's guard kept "
+    "from the watermark (0 unless the validator is wrong; refused records are counted in "
+    'fraud_detector_dlq_messages_total{reason="future_event_time"})',
 )
 ALERTS = Counter("fraud_detector_alerts_emitted_total", "Alert versions published")
 ALERT_FLAGS = Counter(
@@ -42,13 +54,26 @@ LAG = Gauge(
     "fraud_detector_consumer_lag", "Kafka offsets behind latest (max over partitions)", ["query"]
 )
 STATE_ROWS = Gauge("fraud_detector_state_rows", "Open (user, window) aggregates in state")
+STATE_BYTES = Gauge(
+    "fraud_detector_state_memory_bytes",
+    "Memory used by each stateful operator's state store (Spark's memoryUsedBytes)",
+    ["operator"],
+)
 WATERMARK = Gauge("fraud_detector_watermark_seconds", "Event-time watermark (unix seconds)")
+WATERMARK_AHEAD = Gauge(
+    "fraud_detector_watermark_ahead_seconds",
+    "Watermark minus wall-clock time, at scrape time (normally about -watermark delay and "
+    "falling while idle; above 0 means events stamped now are dropped as late; NaN before "
+    "the first watermark)",
+)
 PHASE_SECONDS = Gauge(
     "fraud_detector_batch_phase_seconds",
     "Time spent in each phase of the last micro-batch (Spark's durationMs)",
     ["query", "phase"],
 )
-READY = Gauge("fraud_detector_ready", "1 once both streaming queries have started")
+READY = Gauge(
+    "fraud_detector_ready", "1 while the streaming query runs; 0 once it stopped or failed"
+)
 QUERY_UP = Gauge("fraud_detector_query_active", "1 while the streaming query runs", ["query"])
 
 for reason in Reason:
@@ -57,6 +82,20 @@ for flag in ("high_value", "location_change", "high_frequency"):
     ALERT_FLAGS.labels(flag=flag)
 
 _log = logging.getLogger("detector.metrics")
+
+
+class _LastWatermark:
+    """The newest watermark (unix seconds), read by WATERMARK_AHEAD at each scrape: an idle
+    query reports no progress, yet its watermark keeps falling behind the clock."""
+
+    at: float = math.nan
+
+    @classmethod
+    def ahead(cls) -> float:
+        return cls.at - time.time()
+
+
+WATERMARK_AHEAD.set_function(_LastWatermark.ahead)
 
 
 def record_progress(progress: dict[str, Any], last_batch: dict[str, int]) -> None:
@@ -85,10 +124,28 @@ def record_progress(progress: dict[str, Any], last_batch: dict[str, int]) -> Non
     operators = progress.get("stateOperators") or []
     if operators:
         LATE_DROPPED.inc(sum(int(op.get("numRowsDroppedByWatermark") or 0) for op in operators))
-        STATE_ROWS.set(sum(int(op.get("numRowsTotal") or 0) for op in operators))
+        DUPLICATES.inc(
+            sum(
+                int((op.get("customMetrics") or {}).get("numDroppedDuplicateRows") or 0)
+                for op in operators
+            )
+        )
+        STATE_ROWS.set(
+            sum(
+                int(op.get("numRowsTotal") or 0)
+                for op in operators
+                if op.get("operatorName") != "dedupeWithinWatermark"
+            )
+        )
+        for op in operators:
+            STATE_BYTES.labels(op.get("operatorName") or "unknown").set(
+                float(op.get("memoryUsedBytes") or 0)
+            )
     watermark = (progress.get("eventTime") or {}).get("watermark")
     if watermark:
-        WATERMARK.set(datetime.fromisoformat(watermark.replace("Z", "+00:00")).timestamp())
+        at = _instant(watermark)
+        WATERMARK.set(at)
+        _LastWatermark.at = at
     observed = progress.get("observedMetrics") or {}
     if "alerts" in observed:
         counts = observed["alerts"]
@@ -99,6 +156,12 @@ def record_progress(progress: dict[str, Any], last_batch: dict[str, int]) -> Non
         for reason, count in observed["dlq"].items():
             if count:
                 DLQ.labels(reason=reason).inc(int(count))
+    if "guard" in observed:
+        FUTURE_GUARD.inc(int(observed["guard"].get("future_rows") or 0))
+
+
+def _instant(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 class MetricsListener(StreamingQueryListener):
@@ -120,6 +183,10 @@ class MetricsListener(StreamingQueryListener):
         pass
 
     def onQueryTerminated(self, event) -> None:
-        # The event has no name; mark every known query down, the live ones come back up.
+        # The event has no name; mark every known query down. The detector runs one query,
+        # so it is not ready any more (it exits non-zero when the query failed).
+        READY.set(0)
         for query in self._last_batch:
             QUERY_UP.labels(query).set(0)
+        if getattr(event, "exception", None):
+            _log.error("streaming query failed", extra={"error": str(event.exception)[:2000]})

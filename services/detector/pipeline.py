@@ -1,6 +1,22 @@
-"""The detector's streaming plan: Kafka `transactions` → validated rows → 60 s event-time
-windows per user → rule score (libs/scoring, as Spark columns) → alerts on `fraud_alerts`;
-bad records → `transactions.dlq` with a reason (published by the validator).
+"""The detector's streaming plan: Kafka `transactions` → validated rows → (no event time
+beyond the batch's clock + skew) → watermark → one row per transaction_id → 60 s
+event-time windows per user → rule score (libs/scoring, as Spark columns) → alerts on
+`fraud_alerts`; bad records → `transactions.dlq` with a reason (published by the validator).
+
+Detection semantics (docs/design.md):
+- The validator refuses an event_time more than `max_future_skew` ahead of the batch's
+  clock (`future_event_time`); `window_aggregates` filters the same condition again
+  before the watermark, so no row can move it past wall clock + skew even if a validator
+  were wrong (those rows are counted in the observed metrics `guard`, normally 0).
+- Watermark = max event_time seen - `watermark`. A row with event_time <= the watermark is
+  late: dropped (by the deduplication, the first stateful operator) and counted.
+- `dropDuplicatesWithinWatermark(["transaction_id"])`: a transaction_id seen again while
+  its first row's state lives (until the watermark passes that row's event_time +
+  `watermark`) is dropped, so a redelivered record counts once; every later copy is
+  behind the watermark anyway, so it is dropped as late.
+- An alert lists the first `max_transaction_ids` transaction ids of its window ordered by
+  (event_time, transaction_id), kept with a bounded aggregate (`min_by(..., k)`), so the
+  state per window holds at most that many ids however busy the user is.
 
 Pure plan building (DataFrame in, DataFrame out) so tests can run each step on a batch
 DataFrame; detector.py wires the sources, sinks and checkpoints.
@@ -10,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -26,9 +43,11 @@ from services.detector.validation import VALIDATED_DDL, DeadLetters, validate_ba
 class WindowConfig:
     window: str = "60 seconds"
     watermark: str = "30 seconds"
-    # An alert lists at most this many contributing transaction ids (the first ones, in
-    # arrival order); txn_count always has the full count.
+    # An alert lists at most this many contributing transaction ids: the first ones by
+    # (event_time, transaction_id); txn_count always has the full count.
     max_transaction_ids: int = 100
+    # Rows with event_time beyond the batch's clock + this never reach the watermark.
+    max_future_skew: timedelta = timedelta(minutes=5)
 
 
 def read_kafka(
@@ -51,13 +70,30 @@ def read_kafka(
 
 
 def validated(
-    raw: DataFrame, *, max_bytes: int, dead_letters: DeadLetters | None = None
+    raw: DataFrame,
+    *,
+    max_bytes: int,
+    dead_letters: DeadLetters | None = None,
+    max_future_skew: timedelta = timedelta(minutes=5),
 ) -> DataFrame:
     """Every Kafka row validated by libs/schemas (see validation.py): `error_reason` is null
     for good rows, which carry amount (decimal) and event_time (timestamp); refused rows
-    are published to `dead_letters` on the way."""
-    fn = functools.partial(validate_batches, max_bytes=max_bytes, dead_letters=dead_letters)
-    rows = raw.select("key", "value", "partition", "offset").mapInArrow(fn, VALIDATED_DDL)
+    are published to `dead_letters` on the way. Event times are judged against the
+    batch's clock (`current_timestamp()`, the same instant for every task of a batch and
+    for a retried task), the one `window_aggregates` guards with."""
+    fn = functools.partial(
+        validate_batches,
+        max_bytes=max_bytes,
+        dead_letters=dead_letters,
+        max_future_skew=max_future_skew,
+    )
+    rows = raw.select(
+        "key",
+        "value",
+        "partition",
+        "offset",
+        F.unix_micros(F.current_timestamp()).alias("now_us"),
+    ).mapInArrow(fn, VALIDATED_DDL)
     return rows.select(
         "partition",
         "offset",
@@ -70,23 +106,38 @@ def validated(
     )
 
 
+def _future_limit_us(skew: timedelta) -> Column:
+    return F.unix_micros(F.current_timestamp()) + F.lit(skew // timedelta(microseconds=1))
+
+
 def window_aggregates(valid: DataFrame, cfg: WindowConfig) -> DataFrame:
-    """Per (user_id, window): the aggregates of DESIGN.md plus what explains an alert."""
-    return (
-        valid.where(F.col("error_reason").isNull())
-        .withWatermark("event_time", cfg.watermark)
-        .groupBy(F.col("user_id"), F.window("event_time", cfg.window).alias("window"))
-        .agg(
-            F.count(F.lit(1)).cast("int").alias("txn_count"),
-            # count(DISTINCT) is not supported in streaming aggregations; a set is.
-            F.size(F.collect_set("country")).cast("int").alias("distinct_countries"),
-            F.max("amount").alias("max_amount"),
-            F.sum("amount").cast("decimal(25,2)").alias("total_amount"),
-            F.slice(F.collect_list("transaction_id"), 1, cfg.max_transaction_ids).alias(
-                "transaction_ids"
-            ),
-            F.max("event_time").alias("last_event_time"),
-        )
+    """Per (user_id, window): the aggregates of DESIGN.md plus what explains an alert, over
+    good rows no further ahead than the clock + skew, one row per transaction_id."""
+    good = valid.where(F.col("error_reason").isNull())
+    ahead = F.unix_micros("event_time") > _future_limit_us(cfg.max_future_skew)
+    guarded = good.observe(
+        "guard", F.sum(F.when(ahead, 1).otherwise(0)).alias("future_rows")
+    ).where(~ahead)
+    watermarked = guarded.withWatermark("event_time", cfg.watermark)
+    unique = (
+        watermarked.dropDuplicatesWithinWatermark(["transaction_id"])
+        if watermarked.isStreaming
+        else watermarked.dropDuplicates(["transaction_id"])  # a batch (tests) has no watermark
+    )
+    return unique.groupBy(F.col("user_id"), F.window("event_time", cfg.window).alias("window")).agg(
+        F.count(F.lit(1)).cast("int").alias("txn_count"),
+        # count(DISTINCT) is not supported in streaming aggregations; a set is.
+        F.size(F.collect_set("country")).cast("int").alias("distinct_countries"),
+        F.max("amount").alias("max_amount"),
+        F.sum("amount").cast("decimal(25,2)").alias("total_amount"),
+        # Bounded state: min_by with k keeps at most k (value, ordering) pairs per
+        # window, sorted by the ordering; (event_time, id) makes the choice total.
+        F.min_by(
+            "transaction_id",
+            F.struct("event_time", "transaction_id"),
+            cfg.max_transaction_ids,
+        ).alias("transaction_ids"),
+        F.max("event_time").alias("last_event_time"),
     )
 
 

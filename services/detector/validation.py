@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 import pyarrow as pa
@@ -35,7 +35,7 @@ from libs.dlq.dlq import (
 from libs.dlq.dlq import dlq_headers as headers_of
 from libs.schemas.codec import DEFAULT_MAX_BYTES
 from libs.schemas.fields import InvalidRecord
-from libs.schemas.transaction import parse_transaction
+from libs.schemas.transaction import DEFAULT_MAX_FUTURE_SKEW, parse_transaction
 
 # Spark schema (DDL) of what `validate_batches` yields: every input row, `error_reason`
 # null for good ones. Amounts travel as cents and times as epoch microseconds: plain
@@ -112,12 +112,16 @@ def validate_batches(
     batches: Iterator[pa.RecordBatch],
     max_bytes: int = DEFAULT_MAX_BYTES,
     dead_letters: DeadLetters | None = None,
+    max_future_skew: timedelta = DEFAULT_MAX_FUTURE_SKEW,
 ) -> Iterator[pa.RecordBatch]:
-    """For each batch of Kafka rows (key, value, partition, offset) yield one validated row
-    per input row; refused rows are also published to `dead_letters` when given."""
+    """For each batch of Kafka rows (key, value, partition, offset[, now_us]) yield one
+    validated row per input row; refused rows are also published to `dead_letters` when
+    given. An event_time more than `max_future_skew` ahead of `now_us` (the micro-batch's
+    clock, epoch microseconds; without that column, this worker's clock) is refused as
+    `future_event_time`."""
     publisher = _Publishers.get(dead_letters) if dead_letters else None
     try:
-        yield from _validate(batches, max_bytes, dead_letters, publisher)
+        yield from _validate(batches, max_bytes, dead_letters, publisher, max_future_skew)
     finally:
         if publisher is not None and publisher.pending:
             publisher.abandon()  # the task failed or stopped before its flush
@@ -128,8 +132,10 @@ def _validate(
     max_bytes: int,
     dead_letters: DeadLetters | None,
     publisher: DeadLetterPublisher | None,
+    max_future_skew: timedelta,
 ) -> Iterator[pa.RecordBatch]:
     for batch in batches:
+        now = _batch_clock(batch)
         keys = batch.column("key").to_pylist()
         values = batch.column("value").to_pylist()
         partitions = batch.column("partition").to_pylist()
@@ -142,7 +148,9 @@ def _validate(
         times: list[int | None] = []
         for key, value, partition, offset in zip(keys, values, partitions, offsets, strict=True):
             try:
-                txn = parse_transaction(value, max_bytes=max_bytes)
+                txn = parse_transaction(
+                    value, max_bytes=max_bytes, now=now, max_future_skew=max_future_skew
+                )
             except InvalidRecord as bad:
                 reason = str(bad.reason)
                 reasons.append(reason)
@@ -178,3 +186,13 @@ def _validate(
             ],
             schema=_SCHEMA,
         )
+
+
+def _batch_clock(batch: pa.RecordBatch) -> datetime:
+    """The instant event times are judged against: the batch's `now_us` (one value for a
+    whole micro-batch), else the current UTC time."""
+    if "now_us" in batch.schema.names and batch.num_rows:
+        micros = batch.column("now_us")[0].as_py()
+        if micros is not None:
+            return _EPOCH + timedelta(microseconds=micros)
+    return datetime.now(UTC)

@@ -19,7 +19,7 @@ GOOD = (
 PAYLOADS = [
     GOOD,
     GOOD.replace(b'"FR"', b'"DE"').replace(b"17:00:00.123456Z", b"18:00:00+01:00"),
-    GOOD.replace(b"3000.01", b"0.07").replace(b"2026-11-28", b"1969-12-31"),
+    GOOD.replace(b"3000.01", b"0.07").replace(b"2026-11-28", b"2000-01-01"),
     b"not json",
     b"[1, 2]",
     b'{"user_id": "u1"}',
@@ -34,15 +34,16 @@ PAYLOADS = [
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _batch(values: list[bytes]) -> pa.RecordBatch:
-    return pa.RecordBatch.from_pydict(
-        {
-            "key": [b"k"] * len(values),
-            "value": values,
-            "partition": pa.array([3] * len(values), pa.int32()),
-            "offset": pa.array(range(len(values)), pa.int64()),
-        }
-    )
+def _batch(values: list[bytes], now: datetime | None = None) -> pa.RecordBatch:
+    columns = {
+        "key": [b"k"] * len(values),
+        "value": values,
+        "partition": pa.array([3] * len(values), pa.int32()),
+        "offset": pa.array(range(len(values)), pa.int64()),
+    }
+    if now is not None:  # what the plan adds: the micro-batch's clock
+        columns["now_us"] = pa.array([(now - EPOCH) // timedelta(microseconds=1)] * len(values))
+    return pa.RecordBatch.from_pydict(columns)
 
 
 def test_every_row_matches_parse_transaction():
@@ -84,7 +85,7 @@ def test_amount_and_time_conversions_are_exact():
     assert [r["amount_cents"] for r in rows] == [300001, 300001, 7]
     assert rows[0]["event_time_us"] == 1795885200123456
     assert rows[1]["event_time_us"] == 1795885200000000  # 18:00+01:00 is 17:00Z
-    assert rows[2]["event_time_us"] < 0  # before the epoch
+    assert rows[2]["event_time_us"] == 946746000123456  # 2000-01-01, the earliest year
 
 
 def test_dlq_headers_name_reason_and_source():
@@ -96,3 +97,31 @@ def test_dlq_headers_name_reason_and_source():
         "source-partition": b"2",
         "source-offset": b"41",
     }
+
+
+def _at(when: datetime) -> bytes:
+    return GOOD.replace(b"2026-11-28T17:00:00.123456Z", when.isoformat().encode())
+
+
+def test_future_event_time_is_judged_against_the_batch_clock():
+    now = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
+    payloads = [
+        _at(now + timedelta(minutes=5)),  # exactly the skew: accepted
+        _at(now + timedelta(minutes=5, microseconds=1)),
+        _at(now + timedelta(days=365)),
+        _at(now - timedelta(days=1)),  # old: the watermark's business, not the validator's
+    ]
+    (out,) = list(validate_batches(iter([_batch(payloads, now)])))
+    reasons = [r["error_reason"] for r in out.to_pylist()]
+    assert reasons == [None, "future_event_time", "future_event_time", None]
+    (out,) = list(
+        validate_batches(iter([_batch(payloads, now)]), max_future_skew=timedelta(hours=1))
+    )
+    assert [r["error_reason"] for r in out.to_pylist()] == [None, None, "future_event_time", None]
+
+
+def test_without_a_batch_clock_the_worker_clock_is_used():
+    now = datetime.now(UTC)
+    payloads = [_at(now + timedelta(hours=1)), _at(now - timedelta(minutes=1))]
+    (out,) = list(validate_batches(iter([_batch(payloads)])))
+    assert [r["error_reason"] for r in out.to_pylist()] == ["future_event_time", None]
