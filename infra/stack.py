@@ -54,7 +54,7 @@ SERVICES = {
 
 @dataclass
 class Ports:
-    """DESIGN.md's defaults; `Ports.free()` picks unused ones (tests, benchmarks)."""
+    """docs/design.md's defaults; `Ports.free()` picks unused ones (tests, benchmarks)."""
 
     kafka: int = 9092
     postgres: int = 5432

@@ -1,6 +1,6 @@
 """End-to-end test harness: deterministic streams, an independent reference, and table reads.
 
-The reference is deliberately written from DESIGN.md's words, not from libs/scoring, so a
+The reference is deliberately written from docs/design.md's words, not from libs/scoring, so a
 mistake in the rule definitions or the Spark plan cannot hide behind the same code:
 epoch-aligned 60 s windows per user; high_value = max > 3000, location_change = >= 2
 countries, high_frequency = >= 5 transactions; score 2/2/1; alert at >= 2; a
@@ -136,7 +136,7 @@ def dedupe(transactions: Iterable[Transaction]) -> list[Transaction]:
 def reference_alerts(
     transactions: Iterable[Transaction],
 ) -> dict[tuple[str, datetime], ExpectedAlert]:
-    """The alerts DESIGN.md's semantics give for these (already accepted) transactions,
+    """The alerts docs/design.md's semantics give for these (already accepted) transactions,
     each transaction_id counted once (`dedupe`)."""
     windows: dict[tuple[str, datetime], list[Transaction]] = defaultdict(list)
     for t in dedupe(transactions):

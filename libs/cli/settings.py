@@ -32,6 +32,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,6 +49,7 @@ SHARED_ENV: Mapping[str, str] = types.MappingProxyType(
         "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",  # the Kafka cluster
         "postgres_dsn": "FRAUD_POSTGRES_DSN",  # the alerts database (no password in it)
         "log_level": "FRAUD_LOG_LEVEL",  # one knob for the whole pipeline's logs
+        "spark_master": "SPARK_MASTER",  # Spark's own name for it (spark-submit, compose)
     }
 )
 
@@ -431,6 +433,8 @@ def _show(f: dataclasses.Field) -> str:
         return "on" if value else "off"
     if isinstance(value, tuple | list):
         return ",".join(map(str, value))
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g} seconds"
     if value == "":
         return "''"
     return str(value)

@@ -140,7 +140,10 @@ def test_a_failed_query_is_retried_then_ends_readiness_and_the_process(broker, t
         broker,
         tmp_path,
         port,
-        {"FRAUD_TRANSACTIONS_TOPIC": "transactions-failing", "FRAUD_ALERTS_TOPIC": "bad topic!"},
+        {
+            "FRAUD_DETECTOR_INPUT_TOPIC": "transactions-failing",
+            "FRAUD_DETECTOR_ALERTS_TOPIC": "bad topic!",
+        },
     )
     url = f"http://127.0.0.1:{port}/metrics"
     try:

@@ -7,14 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from services.detector import detector
+from services.detector.config import parse_settings
 
 
 def test_defaults_keep_retries_and_a_five_minute_skew(monkeypatch):
     monkeypatch.delenv("SPARK_MASTER", raising=False)
-    monkeypatch.delenv("FRAUD_MAX_FUTURE_SKEW", raising=False)
-    args = detector.parse_args([])
-    assert args.master == "local[*,4]"
+    monkeypatch.delenv("FRAUD_DETECTOR_MAX_FUTURE_SKEW", raising=False)
+    args = parse_settings([])
+    assert args.spark_master == "local[*,4]"
     assert args.max_future_skew == timedelta(minutes=5)
 
 
@@ -28,25 +28,29 @@ def test_defaults_keep_retries_and_a_five_minute_skew(monkeypatch):
     ],
 )
 def test_skew_from_the_flag_or_the_environment(monkeypatch, text, expected):
-    assert detector.parse_args(["--max-future-skew", text]).max_future_skew == expected
-    monkeypatch.setenv("FRAUD_MAX_FUTURE_SKEW", text)
-    assert detector.parse_args([]).max_future_skew == expected
+    assert parse_settings(["--max-future-skew", text]).max_future_skew == expected
+    monkeypatch.setenv("FRAUD_DETECTOR_MAX_FUTURE_SKEW", text)
+    assert parse_settings([]).max_future_skew == expected
 
 
 @pytest.mark.parametrize("text", ["5", "five minutes", "5 days", "-1 seconds", ""])
 def test_a_bad_skew_is_refused_with_the_expected_form(monkeypatch, capsys, text):
     with pytest.raises(SystemExit):
-        detector.parse_args(["--max-future-skew", text])
+        parse_settings(["--max-future-skew", text])
     assert "is not a duration like '300 seconds'" in capsys.readouterr().err
-    monkeypatch.setenv("FRAUD_MAX_FUTURE_SKEW", text)
-    with pytest.raises(SystemExit, match="FRAUD_MAX_FUTURE_SKEW"):
-        detector.parse_args([])
+    monkeypatch.setenv("FRAUD_DETECTOR_MAX_FUTURE_SKEW", text)
+    with pytest.raises(SystemExit):
+        parse_settings([])
+    assert "FRAUD_DETECTOR_MAX_FUTURE_SKEW" in capsys.readouterr().err
 
 
 def test_help_names_the_flags_and_their_variables(capsys):
     with pytest.raises(SystemExit):
-        detector.parse_args(["--help"])
+        parse_settings(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--max-future-skew" in text and "FRAUD_MAX_FUTURE_SKEW; default: 5 minutes" in text
+    assert (
+        "--max-future-skew" in text
+        and "FRAUD_DETECTOR_MAX_FUTURE_SKEW; default: 300 seconds" in text
+    )
     assert "future_event_time" in text
     assert "local[N,F]" in text and "default: local[*,4]" in text

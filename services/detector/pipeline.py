@@ -111,7 +111,7 @@ def _future_limit_us(skew: timedelta) -> Column:
 
 
 def window_aggregates(valid: DataFrame, cfg: WindowConfig) -> DataFrame:
-    """Per (user_id, window): the aggregates of DESIGN.md plus what explains an alert, over
+    """Per (user_id, window): the aggregates of docs/design.md plus what explains an alert, over
     good rows no further ahead than the clock + skew, one row per transaction_id."""
     good = valid.where(F.col("error_reason").isNull())
     ahead = F.unix_micros("event_time") > _future_limit_us(cfg.max_future_skew)

@@ -84,7 +84,7 @@ class DeadLetters:
 def dlq_headers(
     reason: str, detail: str, source_topic: str, partition: int, offset: int
 ) -> list[tuple[str, bytes]]:
-    """DESIGN.md's DLQ headers (plus `error-reason`, the bare token, for routing)."""
+    """docs/design.md's DLQ headers (plus `error-reason`, the bare token, for routing)."""
     return headers_of(DeadLetter(None, None, reason, detail, source_topic, partition, offset))
 
 
@@ -148,9 +148,14 @@ def _validate(
         times: list[int | None] = []
         for key, value, partition, offset in zip(keys, values, partitions, offsets, strict=True):
             try:
-                txn = parse_transaction(
-                    value, max_bytes=max_bytes, now=now, max_future_skew=max_future_skew
-                )
+                try:
+                    txn = parse_transaction(
+                        value, max_bytes=max_bytes, now=now, max_future_skew=max_future_skew
+                    )
+                except InvalidRecord:
+                    raise
+                except Exception as err:  # one record must never fail the task
+                    raise InvalidRecord.unexpected(err) from err
             except InvalidRecord as bad:
                 reason = str(bad.reason)
                 reasons.append(reason)

@@ -1,5 +1,5 @@
 """The Arrow validator agrees exactly with libs/schemas' parse_transaction, and builds the
-DLQ headers DESIGN.md asks for."""
+DLQ headers docs/design.md asks for."""
 
 from __future__ import annotations
 
@@ -125,3 +125,16 @@ def test_without_a_batch_clock_the_worker_clock_is_used():
     payloads = [_at(now + timedelta(hours=1)), _at(now - timedelta(minutes=1))]
     (out,) = list(validate_batches(iter([_batch(payloads)])))
     assert [r["error_reason"] for r in out.to_pylist()] == ["future_event_time", None]
+
+
+def test_an_unexpected_parser_exception_is_an_internal_error_not_a_failed_task(monkeypatch):
+    from services.detector import validation
+
+    def parse(raw: bytes, **kwargs):
+        if raw == b"boom":
+            raise RecursionError("maximum recursion depth exceeded")
+        return parse_transaction(raw, **kwargs)
+
+    monkeypatch.setattr(validation, "parse_transaction", parse)
+    (out,) = list(validate_batches(iter([_batch([b"boom", GOOD])])))
+    assert [r["error_reason"] for r in out.to_pylist()] == ["internal_error", None]
