@@ -21,6 +21,10 @@ from libs.schemas.transaction import DEFAULT_MAX_FUTURE_SKEW
 from libs.scoring.config import ScoringConfig
 
 SERVICE = "DETECTOR"
+DESCRIPTION = (
+    "Fraud detector: Kafka transactions -> validation (refused records to the DLQ) -> "
+    "deduplication -> 60 s event-time windows per user -> rule score -> alerts on Kafka."
+)
 
 _KAFKA, _SPARK, _WINDOWS, _OPS = "kafka", "spark", "windows", "operations"
 _UNITS = {"second": 1, "minute": 60, "hour": 3600}
@@ -111,7 +115,7 @@ class DetectorSettings:
 def parse_settings(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
-    description: str = "Fraud detector: Spark Structured Streaming.",
+    description: str = DESCRIPTION,
 ) -> DetectorSettings:
     return settings.parse(
         DetectorSettings, SERVICE, argv, environ, prog="detector", description=description

@@ -21,7 +21,7 @@ from services.detector.config import parse_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_settings(argv, description=__doc__)
+    args = parse_settings(argv)
     log = configure("detector", args.log_level)
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its DEBUG is every gateway call
     scoring = args.scoring
