@@ -39,7 +39,8 @@ from dashboards.fetch import (
     summarize,
 )
 from dashboards.panels import DASHBOARDS, Dashboard
-from libs.cli.flags import flag, non_negative_int
+from libs.cli.flags import flag
+from libs.cli.settings import non_negative_int
 
 COLUMNS = 3
 CELL_INCHES = (6.4, 3.6)

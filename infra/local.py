@@ -28,8 +28,9 @@ from infra.components.metrics_scrape import Scraper, histogram_quantile, total
 from infra.components.process import ComponentError, RestartPolicy
 from infra.prometheus.rules import rule_files
 from infra.stack import DetectorSettings, Ports, Stack, wait
-from libs.cli.flags import flag, non_negative_int, positive_float, switch
+from libs.cli.flags import flag, switch
 from libs.cli.service import Shutdown
+from libs.cli.settings import non_negative_int, positive_float
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

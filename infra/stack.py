@@ -33,7 +33,8 @@ from infra.components.process import (
     port_open,
 )
 from infra.components.prometheus import PrometheusServer, scrape_config
-from libs.cli.flags import flag, non_negative_int, switch
+from libs.cli.flags import flag, switch
+from libs.cli.settings import non_negative_int
 from libs.runfiles.runfiles import runfiles_root
 from libs.schemas.topics import TOPICS
 

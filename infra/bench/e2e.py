@@ -22,7 +22,8 @@ from pathlib import Path
 from infra.components.kafka_io import end_offsets
 from infra.components.metrics_scrape import Scraper, histogram_quantile, total
 from infra.stack import DetectorSettings, Ports, Stack, wait
-from libs.cli.flags import flag, non_negative_int, positive_float, switch
+from libs.cli.flags import flag, switch
+from libs.cli.settings import non_negative_int, positive_float
 
 
 @dataclass

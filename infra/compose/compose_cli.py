@@ -33,7 +33,8 @@ from pathlib import Path
 import yaml
 
 from infra.components import podman
-from libs.cli.flags import flag, positive_float, switch
+from libs.cli.flags import flag, switch
+from libs.cli.settings import positive_float
 from libs.runfiles.runfiles import runfiles_root
 
 PROJECT = "fraud"

@@ -65,17 +65,3 @@ def _convert(type_: Callable[[str], Any], text: str, where: str) -> Any:
         return type_(text)
     except (ValueError, argparse.ArgumentTypeError) as err:
         raise SystemExit(f"error: {where}={text!r} is invalid: {err}") from None
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value

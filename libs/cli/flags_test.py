@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from libs.cli.flags import flag, positive_float, switch
+from libs.cli.flags import flag, switch
+from libs.cli.settings import positive_float
 
 
 def _parser(environ: dict[str, str]) -> argparse.ArgumentParser:

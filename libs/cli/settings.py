@@ -103,6 +103,11 @@ def setting(
     )  # fmt: skip
 
 
+def log_level_setting(group: str | None = None) -> Any:
+    """The `log_level` field every service has (its variable is the shared FRAUD_LOG_LEVEL)."""
+    return setting("INFO", type=log_level, choices=LOG_LEVELS, group=group, help="log level")
+
+
 def section(cls: type, group: str | None = None) -> Any:
     """A field holding another settings dataclass; its fields join this service's flags
     (in `group`, unless a field names its own)."""

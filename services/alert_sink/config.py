@@ -13,7 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from libs.cli import settings
-from libs.cli.settings import LOG_LEVELS, log_level, non_negative_int, positive_int, setting
+from libs.cli.settings import (
+    log_level_setting,
+    non_negative_int,
+    positive_int,
+    setting,
+)
 from libs.dlq.dlq import DEFAULT_MAX_VALUE_BYTES, DlqConfig
 from libs.schemas.sql import alerts_ddl
 from libs.schemas.topics import ALERTS_DLQ_TOPIC, ALERTS_TOPIC
@@ -92,9 +97,7 @@ class Config:
     metrics_port: int = setting(
         8001, type=non_negative_int, group=_OPS, help="Prometheus metrics port (0: none)."
     )
-    log_level: str = setting(
-        "INFO", type=log_level, choices=LOG_LEVELS, group=_OPS, help="Log level."
-    )
+    log_level: str = log_level_setting(_OPS)
 
     def __post_init__(self) -> None:
         _ = self.retry  # Backoff checks initial <= maximum

@@ -14,7 +14,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from libs.cli import settings
-from libs.cli.settings import LOG_LEVELS, log_level, non_negative_int, section, setting
+from libs.cli.settings import (
+    log_level_setting,
+    non_negative_int,
+    section,
+    setting,
+)
 from libs.schemas.codec import DEFAULT_MAX_BYTES
 from libs.schemas.topics import ALERTS_TOPIC, TRANSACTIONS_DLQ_TOPIC, TRANSACTIONS_TOPIC
 from libs.schemas.transaction import DEFAULT_MAX_FUTURE_SKEW
@@ -107,9 +112,7 @@ class DetectorSettings:
     metrics_port: int = setting(
         8002, type=non_negative_int, group=_OPS, help="Prometheus metrics port (0: none)"
     )
-    log_level: str = setting(
-        "INFO", type=log_level, choices=LOG_LEVELS, group=_OPS, help="log level"
-    )
+    log_level: str = log_level_setting(_OPS)
 
 
 def parse_settings(

@@ -15,8 +15,7 @@ from typing import Any
 
 from libs.cli import settings
 from libs.cli.settings import (
-    LOG_LEVELS,
-    log_level,
+    log_level_setting,
     non_negative_float,
     non_negative_int,
     parse_float,
@@ -126,9 +125,7 @@ class ProducerSettings:
     log_interval: float = setting(
         5.0, type=positive_float, group=_OPS, help="seconds between progress lines"
     )
-    log_level: str = setting(
-        "INFO", type=log_level, choices=LOG_LEVELS, group=_OPS, help="log level"
-    )
+    log_level: str = log_level_setting(_OPS)
 
     def generator_config(self, start_time: datetime, seed: int | None) -> GeneratorConfig:
         """The generator's config; --duration becomes a count at the rate."""

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from libs.cli import settings
 from libs.cli.settings import (
-    LOG_LEVELS,
-    log_level,
+    log_level_setting,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -86,9 +85,7 @@ class QualitySettings:
     log_interval: float = setting(
         10.0, type=positive_float, group=_OPS, help="seconds between progress lines"
     )
-    log_level: str = setting(
-        "INFO", type=log_level, choices=LOG_LEVELS, group=_OPS, help="log level"
-    )
+    log_level: str = log_level_setting(_OPS)
 
 
 def parse_settings(
