@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.components import locate
 from infra.e2e import harness
 from infra.stack import wait
+from libs.runfiles.runfiles import runfiles_root
 
 
 def _text(path: Path) -> str:
@@ -46,7 +46,7 @@ class LocalStack:
         self.base, self.data = base, base / "stack"
         self.out, self.err = base / "local.out", base / "local.err"
         self.report = base / "report.json"
-        binary = locate.runfiles_root() / "_main" / "infra" / "local"
+        binary = runfiles_root() / "_main" / "infra" / "local"
         argv = [str(binary), "--any-ports", "--base-dir", str(self.data)]
         argv += ["--report-file", str(self.report), "--summary-interval", "1", *args]
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
