@@ -46,11 +46,14 @@ def post_json(dest: Destination, body: dict[str, Any], key: str) -> None:
         raise SendError(f"{dest.name}: {getattr(err, 'reason', err)}") from None
 
 
-def send_email(dest: Destination, message: EmailMessage, tls: ssl.SSLContext | None = None) -> None:
+def send_email(dest: Destination, message: EmailMessage) -> None:
+    """SMTP with STARTTLS (unless the destination turns it off), the server's certificate
+    checked against the system CAs or the destination's ca_file, then LOGIN if a username
+    is set: the password never crosses the wire in clear."""
     try:
         with smtplib.SMTP(dest.smtp_host, dest.smtp_port, timeout=dest.timeout_s) as smtp:
             if dest.starttls:
-                smtp.starttls(context=tls or ssl.create_default_context())
+                smtp.starttls(context=ssl.create_default_context(cafile=dest.ca_file or None))
             if dest.username:
                 smtp.login(dest.username, dest.password)
             smtp.send_message(message)
