@@ -74,11 +74,17 @@ class Notifier:
     def run(self) -> None:
         self.consumer.subscribe([self.config.topic], on_assign=self._on_assign)
         try:
+            idle_check = 0.0
             while not self.shutdown.requested:
-                batch = self.consumer.consume(500, 0.2)
+                # consume() waits for the whole timeout unless 500 arrive: keep it short,
+                # it bounds the latency of a lone alert
+                batch = self.consumer.consume(500, 0.05)
                 if batch:
                     self._record(batch)
-                self._dispatch()
+                # retries and digests come due with time: look at least every 0.5 s
+                if batch or time.monotonic() >= idle_check:
+                    self._dispatch()
+                    idle_check = time.monotonic() + 0.5
                 self.dlq.poll()
         finally:
             self.consumer.close()
