@@ -29,7 +29,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from confluent_kafka import Producer
 
-from infra.components.kafka_io import produce
+from infra.components.kafka_io import produce, read_records
 from infra.components.process import free_port
 from infra.components.webhook_receiver import Received, WebhookReceiver
 from infra.testing.alerts import alert_stream, sample_alert, stream_alert
@@ -82,6 +82,7 @@ class Run:
             )
         )
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.max_attempts = limits.get("max_attempts", 1000)
 
     def start(self) -> subprocess.Popen[bytes]:
         binary = os.path.abspath(os.environ["NOTIFIER_BIN"])
@@ -98,7 +99,7 @@ class Run:
             f"--metrics-port={free_port()}",
             "--retry-initial-ms=100",
             "--retry-max-ms=500",
-            "--max-attempts=1000",
+            f"--max-attempts={self.max_attempts}",
         ]
         env = {**os.environ, "TEST_SLACK_URL": f"{self.hook.url}/slack"}
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -308,6 +309,36 @@ def test_burst_over_the_rate_limit_folds_the_rest_into_a_digest(infra, tmp_path,
             ("burst-hook",),
         )
         assert dict(cur.fetchall()) == {"alert": len(singles), "digest": len(alerts) - len(singles)}
+
+
+def test_what_still_fails_after_the_last_attempt_is_dead_lettered(infra, tmp_path, hook):
+    run = Run(infra, tmp_path, hook, "dead", max_attempts=3)
+    alerts = [stream_alert(f"d{i}", 0, 1) for i in range(4)]
+    hook.down = True  # never comes back
+    run.start()
+    try:
+        run.produce(alerts)
+        # two destinations (webhook, Slack) x 4 alerts, each after 3 attempts
+        letters = read_records(run.kafka.bootstrap, f"dlq-{run.name}", 8, timeout=60)
+    finally:
+        run.stop()
+    assert hook.refused == 8 * 3
+    by_destination = Counter(r.text_headers["error"].split(" after ")[0] for r in letters)
+    assert by_destination == {"undeliverable: dead-hook": 4, "undeliverable: dead-slack": 4}
+    for record in letters:
+        headers = record.text_headers
+        assert "after 3 attempts: dead-" in headers["error"] and "HTTP 503" in headers["error"]
+        assert headers["source-topic"] == run.topic
+        body = json.loads(record.value)
+        assert body["idempotency_key"] == key_of(
+            next(a for a in alerts if a.user_id == body["alert"]["user_id"])
+        )
+    with psycopg2.connect(run.postgres.dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT status, attempts, count(*) FROM notifications WHERE destination LIKE 'dead-%%' "
+            "GROUP BY status, attempts"
+        )
+        assert cur.fetchall() == [("dead", 3, 8)]
 
 
 class Mailbox:
