@@ -3,10 +3,12 @@
     tools/bazel run //infra:local                       # until Ctrl-C
     tools/bazel run //infra:local -- --duration 120     # then a report
 
-Starts Kafka, PostgreSQL, Prometheus, the detector, the alert sink, the quality monitor and
-the producer; prints where everything is, a one-line summary every few seconds, and on
-exit (Ctrl-C, SIGTERM or --duration) drains the pipeline and prints a report: totals,
-alerts per fraud pattern, precision and recall, end-to-end latency p50/p95/p99.
+Starts Kafka, PostgreSQL, Prometheus with Alertmanager (posting the pipeline's alerts to
+--alert-webhook), the detector, the alert sink, the quality monitor, the producer and,
+given --notifier-destinations, the fraud-alert notifier; prints where everything is, a
+one-line summary every few seconds, and on exit (Ctrl-C, SIGTERM or --duration) drains
+the pipeline and prints a report: totals, alerts per fraud pattern, precision and recall,
+end-to-end latency p50/p95/p99.
 
 A child that crashes is restarted after a growing delay (1 s, 2 s, 4 s ... up to
 --restart-max-delay; back to 1 s once it ran --restart-reset-after s), each restart logged
@@ -23,10 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+from infra.components.alertmanager import render_config
 from infra.components.kafka_io import end_offsets
 from infra.components.metrics_scrape import Scraper, histogram_quantile, total
 from infra.components.process import ComponentError, RestartPolicy
-from infra.prometheus.rules import rule_files
+from infra.prometheus.rules import alertmanager_config, rule_files
 from infra.stack import DetectorSettings, Ports, Stack, wait
 from libs.cli.flags import flag, switch
 from libs.cli.service import Shutdown
@@ -79,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser,
         "--any-ports",
         env="FRAUD_LOCAL_ANY_PORTS",
-        help="pick free ports instead of the defaults (9092, 5432, 9090, 8000-8003)",
+        help="pick free ports instead of the defaults (9092, 5432, 9090, 9093, 8000-8004)",
     )
     flag(
         parser,
@@ -104,6 +107,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         type=str,
         help="also write the final report as JSON here",
+    )
+    flag(
+        parser,
+        "--alert-webhook",
+        env="FRAUD_LOCAL_ALERT_WEBHOOK",
+        default="http://127.0.0.1:9095",
+        type=str,
+        help="where Alertmanager posts the pipeline's alerts (paths /alerts/critical, "
+        "/alerts/warning, /alerts/default: infra/prometheus/alertmanager.yml)",
+    )
+    flag(
+        parser,
+        "--notifier-destinations",
+        env="FRAUD_LOCAL_NOTIFIER_DESTINATIONS",
+        default="",
+        type=str,
+        help="a destinations file (README: Notifications): also run the fraud-alert notifier",
     )
     DetectorSettings.add_flags(parser)
     add_restart_flags(parser)
@@ -351,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     ports = Ports.free() if args.any_ports else Ports()
     try:
         rules = rule_files()  # the recording and alerting rules of infra/prometheus
+        routing = render_config(alertmanager_config().read_text(), args.alert_webhook)
     except ComponentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -359,16 +380,24 @@ def main(argv: list[str] | None = None) -> int:
         ports=ports,
         detector=DetectorSettings.from_args(args),
         rule_files=rules,
+        alertmanager_config=routing,
+        notifier=bool(args.notifier_destinations),
     )
     if not args.keep_data:
         stack.wipe()
     quality = not args.no_quality
     quality_report = args.base_dir / "quality-report.json"
     try:
-        print(f"starting Kafka, PostgreSQL, Prometheus under {args.base_dir} ...", flush=True)
+        print(
+            f"starting Kafka, PostgreSQL, Prometheus, Alertmanager under {args.base_dir} ...",
+            flush=True,
+        )
         took = stack.start_infrastructure()
         print("  " + ", ".join(f"{k} ready in {v:.1f} s" for k, v in took.items()), flush=True)
         stack.start_service("alert_sink")
+        if args.notifier_destinations:
+            notifier_file = str(Path(args.notifier_destinations).absolute())
+            stack.start_service("notifier", ["--destinations", notifier_file])
         if quality:
             stack.start_service("quality", ["--report-file", str(quality_report)])
         stack.start_service("detector")
@@ -390,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     prometheus = stack.prometheus.url if stack.prometheus else "-"
+    alertmanager = stack.alertmanager.url if stack.alertmanager else "-"
     rule_names = ", ".join(r.name for r in rules)
     print(
         f"""
@@ -397,8 +427,10 @@ fraud pipeline running (logs: {args.base_dir / "logs"})
   Kafka        {stack.bootstrap}   topics: transactions, fraud_alerts, transactions.dlq
   PostgreSQL   psql "{stack.dsn}" -c 'select * from alerts order by window_start desc limit 10'
   Prometheus   {prometheus}   rules {rule_names} (alerts: {prometheus}/alerts)
+  Alertmanager {alertmanager}   posts to {args.alert_webhook}/alerts/<severity>
   metrics      producer :{ports.producer}  alert sink :{ports.sink}  detector :{ports.detector}"""
         + (f"  quality :{ports.quality}" if quality else "")
+        + (f"  notifier :{ports.notifier}" if args.notifier_destinations else "")
         + f"\n  pids         {args.base_dir / 'run'}/NAME.pid (a crashed child is restarted)"
         + ("\n  Spark UI     http://127.0.0.1:4040" if args.spark_ui else "")
         + "\nCtrl-C stops everything"

@@ -1,5 +1,6 @@
-"""The whole pipeline on one machine, without containers: Kafka, PostgreSQL, Prometheus and
-the services (detector, alert sink, quality monitor, producer) as child processes.
+"""The whole pipeline on one machine, without containers: Kafka, PostgreSQL, Prometheus
+(optionally with Alertmanager) and the services (detector, alert sink, quality monitor,
+producer, optionally the notifier) as child processes.
 
 Why one module: the local stack (`//infra:local`), the end-to-end tests and the benchmark
 must start the same thing the same way; they differ only in ports, rates and what they
@@ -16,10 +17,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from infra.components import podman
+from infra.components.alertmanager import AlertmanagerServer
 from infra.components.kafka import KafkaBroker
 from infra.components.metrics_scrape import scrape, total
 from infra.components.postgres import PostgresServer
@@ -44,6 +46,7 @@ METRICS_PORT_ENV = {
     "detector": "FRAUD_DETECTOR_METRICS_PORT",
     "alert_sink": "FRAUD_SINK_METRICS_PORT",
     "quality": "FRAUD_QUALITY_METRICS_PORT",
+    "notifier": "FRAUD_NOTIFIER_METRICS_PORT",
 }
 SERVICES = {
     "producer": "services/producer/producer",
@@ -51,6 +54,9 @@ SERVICES = {
     "alert_sink": "services/alert_sink/alert_sink",
     "quality": "services/quality/quality",
 }
+# Started only when asked (they need configuration the pipeline itself does not): the
+# fraud-alert notifier needs a destinations file (services/notifier).
+OPTIONAL_SERVICES = {"notifier": "services/notifier/notifier"}
 
 
 @dataclass
@@ -64,10 +70,12 @@ class Ports:
     sink: int = 8001
     detector: int = 8002
     quality: int = 8003
+    alertmanager: int = 9093
+    notifier: int = 8004
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(7)))
+        return cls(*(free_port() for _ in fields(cls)))
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,11 @@ class Stack:
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     service_env: dict[str, str] = field(default_factory=dict)  # every service, e.g. log level
     rule_files: tuple[Path, ...] = ()  # Prometheus recording/alerting rules (infra/prometheus)
+    # alertmanager.yml text (infra/components/alertmanager.render_config): when set, an
+    # Alertmanager runs and Prometheus sends it its alerts
+    alertmanager_config: str = ""
+    notifier: bool = False  # Prometheus scrapes the notifier (start it with start_service)
+    alertmanager: AlertmanagerServer | None = None
     kafka: KafkaBroker | None = None
     postgres: PostgresServer | None = None
     prometheus: PrometheusServer | None = None
@@ -161,6 +174,7 @@ class Stack:
             "alert_sink": self.ports.sink,
             "detector": self.ports.detector,
             "quality": self.ports.quality,
+            "notifier": self.ports.notifier,
         }[service]
 
     def metrics_url(self, service: str) -> str:
@@ -182,12 +196,24 @@ class Stack:
         )
         took["postgres"] = self.postgres.start()
         self._write_pid("postgres", self.postgres.process)
+        alertmanagers = []
+        if prometheus and self.alertmanager_config:
+            self.alertmanager = AlertmanagerServer(
+                self.base_dir / "alertmanager", self.alertmanager_config, self.ports.alertmanager
+            )
+            took["alertmanager"] = self.alertmanager.start()
+            self._write_pid("alertmanager", self.alertmanager.process)
+            alertmanagers = [self.alertmanager.address]
         if prometheus:
-            jobs = {name: [f"127.0.0.1:{self.metrics_port(name)}"] for name in SERVICES}
+            scraped = [*SERVICES, *(["notifier"] if self.notifier else [])]
+            jobs = {name: [f"127.0.0.1:{self.metrics_port(name)}"] for name in scraped}
             self.prometheus = PrometheusServer(
                 data_dir=self.base_dir / "prometheus",
                 config_text=scrape_config(
-                    jobs, interval=self.scrape_interval, rule_files=self.rule_files
+                    jobs,
+                    interval=self.scrape_interval,
+                    rule_files=self.rule_files,
+                    alertmanagers=alertmanagers,
                 ),
                 port=self.ports.prometheus,
             )
@@ -217,6 +243,7 @@ class Stack:
         self.supervisor = Supervisor(policy, log, on_failure)
         infrastructure = {"kafka": self.kafka, "postgres": self.postgres}
         infrastructure["prometheus"] = self.prometheus
+        infrastructure["alertmanager"] = self.alertmanager
         for name, component in infrastructure.items():
             if component is not None:
                 self.supervisor.watch(
@@ -274,7 +301,7 @@ class Stack:
         if name in self.containers:
             argv = self._container_argv(name, service_env, args or [])
         else:
-            binary = runfiles_root() / "_main" / SERVICES[name]
+            binary = runfiles_root() / "_main" / {**SERVICES, **OPTIONAL_SERVICES}[name]
             if not binary.exists():
                 raise ComponentError(f"{name}: binary {binary} is not in the runfiles (data dep?)")
             argv = [str(binary), *(args or [])]
@@ -323,12 +350,13 @@ class Stack:
         return proc.popen.returncode if proc.popen else None
 
     def stop(self) -> None:
-        """Stop everything, services first (producer → detector → sink → quality)."""
+        """Stop everything, services first (producer → detector → sink → quality →
+        notifier)."""
         if self.supervisor is not None:
             self.supervisor.stop()
-        for name in ("producer", "detector", "alert_sink", "quality"):
+        for name in ("producer", "detector", "alert_sink", "quality", "notifier"):
             self.stop_service(name)
-        for component in (self.prometheus, self.postgres, self.kafka):
+        for component in (self.prometheus, self.alertmanager, self.postgres, self.kafka):
             if component is not None:
                 component.stop()
 

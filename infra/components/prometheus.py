@@ -22,10 +22,20 @@ def scrape_config(
     jobs: Mapping[str, Sequence[str]],
     interval: str = "5s",
     rule_files: Sequence[str | Path] = (),
+    alertmanagers: Sequence[str] = (),
 ) -> str:
-    """prometheus.yml text scraping each job's targets (host:port) every `interval` and
-    evaluating `rule_files` (paths or globs; recording and alerting rules) as often."""
+    """prometheus.yml text scraping each job's targets (host:port) every `interval`,
+    evaluating `rule_files` (paths or globs; recording and alerting rules) as often and
+    sending firing alerts to `alertmanagers` (host:port each, e.g. AlertmanagerServer's
+    `address`)."""
     lines = ["global:", f"  scrape_interval: {interval}", f"  evaluation_interval: {interval}"]
+    if alertmanagers:
+        lines += [
+            "alerting:",
+            "  alertmanagers:",
+            "    - static_configs:",
+            f"        - targets: {json.dumps(list(alertmanagers))}",
+        ]
     if rule_files:
         lines.append("rule_files:")
         lines += [f"  - {json.dumps(str(path))}" for path in rule_files]

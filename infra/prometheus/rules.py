@@ -1,4 +1,4 @@
-"""Where the pipeline's Prometheus rule files are at run time.
+"""Where the pipeline's Prometheus rule files (and the Alertmanager config) are at run time.
 
 Why: the local stack, the dashboards' live test and the compose stack must evaluate the
 same recording and alerting rules; the first two find them in the runfiles tree (they are
@@ -13,6 +13,7 @@ from pathlib import Path
 from libs.runfiles.runfiles import ComponentError, runfiles_root
 
 RULES_DIR = "infra/prometheus/rules"
+ALERTMANAGER_CONFIG = "infra/prometheus/alertmanager.yml"
 
 
 def rule_files() -> tuple[Path, ...]:
@@ -26,3 +27,15 @@ def rule_files() -> tuple[Path, ...]:
             "target's deps, or FRAUD_PROMETHEUS_RULES set to a folder of rules?"
         )
     return files
+
+
+def alertmanager_config() -> Path:
+    """The compose Alertmanager config, the template the local stack renders
+    (override: FRAUD_ALERTMANAGER_CONFIG=file)."""
+    override = os.environ.get("FRAUD_ALERTMANAGER_CONFIG")
+    path = Path(override) if override else runfiles_root() / "_main" / ALERTMANAGER_CONFIG
+    if not path.exists():
+        raise ComponentError(
+            f"no Alertmanager config at {path}: is //infra/prometheus:rules a dep?"
+        )
+    return path

@@ -11,10 +11,13 @@ TRANSACTIONS_TOPIC = "transactions"
 ALERTS_TOPIC = "fraud_alerts"
 TRANSACTIONS_DLQ_TOPIC = "transactions.dlq"
 ALERTS_DLQ_TOPIC = "fraud_alerts.dlq"
+# Notifications the notifier gave up on (services/notifier).
+NOTIFICATIONS_DLQ_TOPIC = "notifications.dlq"
 
 TOPICS: dict[str, int] = {
     TRANSACTIONS_TOPIC: 3,
     ALERTS_TOPIC: 3,
     TRANSACTIONS_DLQ_TOPIC: 1,
     ALERTS_DLQ_TOPIC: 1,
+    NOTIFICATIONS_DLQ_TOPIC: 1,
 }

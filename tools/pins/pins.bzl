@@ -67,3 +67,9 @@ PROMETHEUS_DEB = {
     "urls": ["http://deb.debian.org/debian/pool/main/p/prometheus/prometheus_2.42.0+ds-5+deb12u1_amd64.deb"],
     "sha256": "81d59a24fce84f7fbe97a45a4f2914b6a5881b5cd1db2a6a0e129e515e1a5f55",
 }
+
+ALERTMANAGER_DEB = {
+    "version": "0.25.0-1+b4",
+    "urls": ["http://deb.debian.org/debian/pool/main/p/prometheus-alertmanager/prometheus-alertmanager_0.25.0-1+b4_amd64.deb"],
+    "sha256": "4fb9aed15cfe8e0c32408e643ab32a1e41ee87d2cc26f18aeba928b1b0b98ae7",
+}

@@ -1,0 +1,59 @@
+"""A pipeline fault reaches people: an exporter standing in for the sink's metrics port
+stops, the real Prometheus rules fire FraudServiceDown after its `for: 1m`, and the real
+Alertmanager routing tree posts it to the critical route's webhook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+from infra.components.alertmanager import AlertmanagerServer, render_config
+from infra.components.process import free_port
+from infra.components.prometheus import PrometheusServer, scrape_config
+from infra.components.webhook_receiver import WebhookReceiver
+from infra.prometheus.rules import rule_files
+from infra.testing.wait import wait_until
+
+CONFIG = Path("infra/prometheus/alertmanager.yml")
+
+
+def test_sink_target_down_reaches_the_critical_webhook(tmp_path):
+    registry = CollectorRegistry()
+    Counter("fraud_sink_messages_consumed", "stand-in", registry=registry).inc()
+    port = free_port()
+    exporter, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    with WebhookReceiver() as hook:
+        am = AlertmanagerServer(
+            tmp_path / "am",
+            render_config(CONFIG.read_text(), hook.url, group_wait="1s", group_interval="1s"),
+        )
+        am.start()
+        prom = PrometheusServer(
+            tmp_path / "prom",
+            scrape_config(
+                {"alert_sink": [f"127.0.0.1:{port}"]},
+                interval="1s",
+                rule_files=rule_files(),
+                alertmanagers=[am.address],
+            ),
+        )
+        prom.start()
+        try:
+            wait_until(lambda: set(prom.targets_up().values()) == {"up"}, 60, "target up")
+            exporter.shutdown()
+            exporter.server_close()  # the sink stopped: its metrics port is gone
+            took = wait_until(
+                lambda: hook.received("/alerts/critical"),
+                150,
+                "FraudServiceDown at the critical webhook",
+                lambda: f"{hook.received()} {am.alerts()}",
+            )
+            alerts = hook.received("/alerts/critical")[0].body["alerts"]
+            assert [a["labels"]["alertname"] for a in alerts] == ["FraudServiceDown"]
+            assert alerts[0]["labels"]["component"] == "alert_sink"
+            assert alerts[0]["labels"]["severity"] == "critical"
+            print(f"target down -> webhook in {took:.1f} s (rule for: 1m)")
+        finally:
+            prom.stop()
+            am.stop()
