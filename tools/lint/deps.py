@@ -85,7 +85,7 @@ def absolute_label(label: str, package: str) -> str:
 def build_files(root: Path) -> Iterator[Path]:
     for top in FIRST_PARTY:
         for path in sorted((root / top).rglob("BUILD.bazel")):
-            if not any(part.startswith(("bazel-", ".")) for part in path.parts):
+            if not any(part.startswith(("bazel-", ".")) for part in path.relative_to(root).parts):
                 yield path
     if (root / "BUILD.bazel").exists():
         yield root / "BUILD.bazel"
