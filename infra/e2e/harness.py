@@ -239,8 +239,8 @@ def keep_logs(folder: Path, name: str) -> None:
 
 # --- hostile input at scale -------------------------------------------------------------
 
-# Reasons a transaction cannot get: bad_value applies to integers and alert rules only; internal_error is a decoder bug (the
-# parsers are total), which no input can be written to cause.
+# Reasons a transaction cannot get: bad_value applies to integers and alert rules only;
+# internal_error is a decoder bug (the parsers are total) no input can be written to cause.
 NOT_FOR_TRANSACTIONS = frozenset({Reason.BAD_VALUE, Reason.INTERNAL_ERROR})
 BIG_RECORD_BYTES = 2 * 1024 * 1024  # produced with lz4: a few kB on the wire
 
