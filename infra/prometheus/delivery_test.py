@@ -1,28 +1,33 @@
-"""A pipeline fault reaches people: an exporter standing in for the sink's metrics port
-stops, the real Prometheus rules fire FraudServiceDown after its `for: 1m`, and the real
-Alertmanager routing tree posts it to the critical route's webhook."""
+"""A pipeline fault reaches people: the real alert sink (on a real Kafka and PostgreSQL)
+is stopped, the real Prometheus rules fire FraudServiceDown after its `for: 1m`, and the
+real Alertmanager routing tree posts it to the critical route's webhook."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+import pytest
 
 from infra.components.alertmanager import AlertmanagerServer, render_config
-from infra.components.process import free_port
 from infra.components.prometheus import PrometheusServer, scrape_config
 from infra.components.webhook_receiver import WebhookReceiver
 from infra.prometheus.rules import rule_files
+from infra.testing.sink import SinkProcess, kafka_and_postgres
 from infra.testing.wait import wait_until
 
 CONFIG = Path("infra/prometheus/alertmanager.yml")
 
 
-def test_sink_target_down_reaches_the_critical_webhook(tmp_path):
-    registry = CollectorRegistry()
-    Counter("fraud_sink_messages_consumed", "stand-in", registry=registry).inc()
-    port = free_port()
-    exporter, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+@pytest.fixture
+def stack(tmp_path_factory):
+    yield from kafka_and_postgres(tmp_path_factory)
+
+
+def test_sink_stopped_reaches_the_critical_webhook(tmp_path, stack):
+    kafka, postgres = stack
+    args = ("--bootstrap-servers", kafka.bootstrap, "--postgres-dsn", postgres.dsn)
+    sink = SinkProcess.start(tmp_path, *args)
+    port = sink.metrics_port
     with WebhookReceiver() as hook:
         am = AlertmanagerServer(
             tmp_path / "am",
@@ -41,8 +46,7 @@ def test_sink_target_down_reaches_the_critical_webhook(tmp_path):
         prom.start()
         try:
             wait_until(lambda: set(prom.targets_up().values()) == {"up"}, 60, "target up")
-            exporter.shutdown()
-            exporter.server_close()  # the sink stopped: its metrics port is gone
+            assert sink.terminate() == 0  # the sink stopped: its metrics port is gone
             took = wait_until(
                 lambda: hook.received("/alerts/critical"),
                 150,
@@ -55,5 +59,6 @@ def test_sink_target_down_reaches_the_critical_webhook(tmp_path):
             assert alerts[0]["labels"]["severity"] == "critical"
             print(f"target down -> webhook in {took:.1f} s (rule for: 1m)")
         finally:
+            sink.ensure_stopped()
             prom.stop()
             am.stop()
