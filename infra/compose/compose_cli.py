@@ -9,8 +9,9 @@ passes; with Docker, `docker compose up --wait` does the same. Either way `up` r
 only when everything is healthy, and says how long it took and where everything is.
 
 `down` stops the services itself before compose removes them, in reverse dependency
-order (the producer, then the detector, then Kafka's other clients and the Spark worker,
-then Kafka, PostgreSQL, Prometheus and the Spark master), each with its
+order (the producer, then the detector, then Kafka's other clients (the notifier among
+them) and the Spark worker, then Kafka, PostgreSQL, Prometheus, Alertmanager and the Spark
+master), each with its
 stop_grace_period: podman-compose stops every container at once, so Kafka went away
 while the producer was flushing and the quality monitor was committing, both blocked
 past the grace period and were killed. It says how long each one took, and names any
@@ -45,10 +46,12 @@ IMAGES = {
     "localhost/fraud/kafka:latest": "infra/images/kafka_load/tarball.tar",
     "localhost/fraud/postgres:latest": "infra/images/postgres_load/tarball.tar",
     "localhost/fraud/prometheus:latest": "infra/images/prometheus_load/tarball.tar",
+    "localhost/fraud/alertmanager:latest": "infra/images/alertmanager_load/tarball.tar",
     "localhost/fraud/detector:latest": "services/detector/load/tarball.tar",
     "localhost/fraud/alert-sink:latest": "services/alert_sink/load/tarball.tar",
     "localhost/fraud/quality:latest": "services/quality/load/tarball.tar",
     "localhost/fraud/producer:latest": "services/producer/load/tarball.tar",
+    "localhost/fraud/notifier:latest": "services/notifier/load/tarball.tar",
 }
 
 
@@ -301,11 +304,13 @@ def print_urls(env: dict[str, str], grafana: bool) -> None:
         f"dbname={port('POSTGRES_DB', 'fraud')} user={port('POSTGRES_USER', 'fraud')}'"
         "  (password: the env file's POSTGRES_PASSWORD)",
         f"Prometheus   http://localhost:{port('PROMETHEUS_PORT', '9090')}",
+        f"Alertmanager http://localhost:{port('ALERTMANAGER_PORT', '9093')}",
         f"Spark master http://localhost:{port('SPARK_MASTER_UI_PORT', '8080')}",
         f"Metrics      producer :{port('PRODUCER_METRICS_PORT', '8000')}, "
         f"sink :{port('SINK_METRICS_PORT', '8001')}, "
         f"detector :{port('DETECTOR_METRICS_PORT', '8002')}, "
-        f"quality :{port('QUALITY_METRICS_PORT', '8003')}",
+        f"quality :{port('QUALITY_METRICS_PORT', '8003')}, "
+        f"notifier :{port('NOTIFIER_METRICS_PORT', '8004')}",
     ]
     if grafana:
         lines.append(f"Grafana      http://localhost:{port('GRAFANA_PORT', '3000')}")

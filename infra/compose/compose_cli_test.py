@@ -28,10 +28,11 @@ def test_down_stops_clients_before_kafka_and_the_detector_before_the_worker() ->
     ]
     position = {name: i for i, name in enumerate(stop_order)}
     assert stop_order[0] == "producer"
-    for client in ("producer", "detector", "alert-sink", "quality"):
+    for client in ("producer", "detector", "alert-sink", "quality", "notifier"):
         assert position[client] < position["kafka"]
     assert position["detector"] < position["spark-worker"] < position["spark-master"]
     assert position["alert-sink"] < position["postgres"]
+    assert position["notifier"] < position["postgres"]
 
 
 def test_every_service_has_a_restart_policy_and_a_grace_period_that_parses() -> None:

@@ -4,7 +4,8 @@ whole module, its tests run in order as steps of one story:
 1. `up` loads the Bazel-built images and returns once every service is healthy; the
    producer container's transactions, read back from Kafka through the published port,
    give exactly the alerts an independent reference computes, and those are what
-   PostgreSQL holds; Prometheus scrapes every service.
+   PostgreSQL holds; Prometheus scrapes every service and sends to Alertmanager; the
+   notifier runs, healthy.
 2. A crashed service (its process SIGKILLed, as the OOM killer would) is restarted by its
    restart policy and is healthy again.
 3. The Spark worker container killed and started again: alerts keep arriving.
@@ -44,11 +45,11 @@ RATE, DURATION = 100, 40  # each run of the producer container: 4,000 transactio
 PORTS = [
     "KAFKA_PORT", "POSTGRES_PORT", "PROMETHEUS_PORT", "SPARK_MASTER_UI_PORT",
     "PRODUCER_METRICS_PORT", "SINK_METRICS_PORT", "DETECTOR_METRICS_PORT",
-    "QUALITY_METRICS_PORT", "GRAFANA_PORT",
+    "QUALITY_METRICS_PORT", "GRAFANA_PORT", "ALERTMANAGER_PORT", "NOTIFIER_METRICS_PORT",
 ]  # fmt: skip
 SERVICES = [
     "kafka", "postgres", "prometheus", "spark-master", "spark-worker", "detector",
-    "alert-sink", "quality", "producer",
+    "alert-sink", "quality", "producer", "alertmanager", "notifier",
 ]  # fmt: skip
 
 
@@ -207,6 +208,22 @@ def test_prometheus_scraped_every_service(stack):
         60,
         "every service scraped",
     )
+
+
+def test_prometheus_sends_to_the_healthy_alertmanager_and_the_notifier_runs(stack):
+    compose_cli.wait_healthy(stack.compose, ["alertmanager", "notifier"], time.monotonic() + 60)
+    url = f"http://127.0.0.1:{stack.env['PROMETHEUS_PORT']}/api/v1/alertmanagers"
+
+    def active() -> list[str]:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data = json.load(response)["data"]
+        return [a["url"] for a in data["activeAlertmanagers"]]
+
+    wait(lambda: any("alertmanager:9093" in a for a in active()), 60, "an active alertmanager")
+    ready = f"http://127.0.0.1:{stack.env['ALERTMANAGER_PORT']}/-/ready"
+    with urllib.request.urlopen(ready, timeout=5) as response:
+        assert response.status == 200
+    assert stack.inspect("notifier", "{{.State.Status}} {{.RestartCount}}") == "running 0"
 
 
 # -- 2. restart policies ---------------------------------------------------------------------
