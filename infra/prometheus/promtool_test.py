@@ -96,6 +96,8 @@ def test_compose_jobs_are_the_local_stack_jobs():
         "alert_sink": [f"alert-sink:{ports.sink}"],
         "detector": [f"detector:{ports.detector}"],
         "quality": [f"quality:{ports.quality}"],
+        # the local stack scrapes it whenever it runs one (`--notifier-destinations`)
+        "notifier": [f"notifier:{ports.notifier}"],
     }
     assert targets == expected
     assert set(SERVICES) == set(expected) - {"prometheus"}
