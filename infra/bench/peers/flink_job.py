@@ -8,7 +8,8 @@ counts once (Flink's keep-first-row deduplication; state kept 120 s). The window
 epoch-aligned minutes per user, aggregated with a continuous GROUP BY so that every change
 of a window's aggregates is emitted at once, which is the detector's update mode (a
 windowing TVF would emit only when the window closes, 30 s after its end). Alerts go to
-an upsert-kafka sink keyed by (user_id, window_start); the score is generated from
+an upsert-kafka sink keyed by (user_id, window_start) (the query's own upsert key, so
+window_start stays a TIMESTAMP: ISO-8601 in UTC without a zone); the score is generated from
 libs/scoring's rules.
 
     flink_job --bootstrap-servers H:P --input-topic T --output-topic O --connector-jar J
@@ -63,7 +64,7 @@ def statements(args: argparse.Namespace) -> list[str]:
         f"""
         CREATE TABLE alerts (
             user_id STRING,
-            window_start STRING,
+            window_start TIMESTAMP(3),
             window_end STRING,
             txn_count BIGINT,
             distinct_countries BIGINT,
@@ -77,7 +78,9 @@ def statements(args: argparse.Namespace) -> list[str]:
             'topic' = '{args.output_topic}',
             'properties.bootstrap.servers' = '{args.bootstrap_servers}',
             'key.format' = 'json',
-            'value.format' = 'json'
+            'key.json.timestamp-format.standard' = 'ISO-8601',
+            'value.format' = 'json',
+            'value.json.timestamp-format.standard' = 'ISO-8601'
         )""",
         f"""
         CREATE TEMPORARY VIEW accepted AS
@@ -107,7 +110,7 @@ def statements(args: argparse.Namespace) -> list[str]:
         f"""
         INSERT INTO alerts
         SELECT user_id,
-               DATE_FORMAT(window_start, '{ISO}'),
+               window_start,
                DATE_FORMAT(window_start + INTERVAL '{WINDOW_MS // 1000}' SECOND, '{ISO}'),
                txn_count, distinct_countries, max_amount, total_amount,
                {score},
@@ -117,8 +120,19 @@ def statements(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def _real_pyflink_first() -> None:
+    """Both PyFlink wheels ship pyflink/__init__.py and rules_python gives each wheel its
+    own sys.path entry: apache-flink's (the real package) must come before
+    apache-flink-libraries' (jars and a stub), or `import pyflink` finds the stub."""
+    real = [p for p in sys.path if p.rstrip("/").endswith("pip_flink_apache_flink/site-packages")]
+    for path in real:
+        sys.path.remove(path)
+        sys.path.insert(0, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    _real_pyflink_first()
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
