@@ -22,17 +22,19 @@ The raw consumer computes nothing: it shows the transport limit (no latency row)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 import tempfile
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
+from infra.bench.peers.contract import WINDOW_MS
 from infra.bench.peers.engines import ENGINES
-from infra.bench.peers.measure import percentile
+from infra.bench.peers.measure import final_alerts, percentile
 from infra.bench.peers.session import Phase, Session, records, shifted
 from infra.components.kafka_io import end_offsets
 from infra.stack import DetectorSettings, Ports, Stack
@@ -129,14 +131,25 @@ def run_rate(session: Session, rate: float, args: argparse.Namespace) -> dict:
 
 
 def run_saturation(session: Session, stream: list, args: argparse.Namespace) -> dict:
-    batch = records(shifted(stream, datetime.now(UTC) + timedelta(seconds=1)))
+    # Shifted by whole windows (the origin is a window start), so every engine gets the
+    # same windows and must end with the same alert set.
+    now_ms = round(time.time() * 1000)
+    start_ms = now_ms - now_ms % WINDOW_MS + WINDOW_MS
+    batch = records(shifted(stream, datetime.fromtimestamp(start_ms / 1000, UTC)))
     phase, cpu0 = session.begin("saturation")
     t0 = time.monotonic()
     session.send(batch)
     produce_s = time.monotonic() - t0
     phase = session.end(phase, cpu0, args.drain_timeout)
     phase.records = len(batch)
+    assert session.reader is not None
+    final = final_alerts([a for a in session.reader.snapshot() if a.window_start_ms >= start_ms])
+    digest = hashlib.sha256(
+        repr(sorted((u, w - start_ms, s) for (u, w), s in final.items())).encode()
+    ).hexdigest()[:12]
     return {
+        "final_alerts": len(final) if session.engine.computes_alerts else None,
+        "final_alerts_digest": digest if session.engine.computes_alerts else None,
         "phase": asdict(phase),
         "produce_s": produce_s,
         "tx_per_s": len(batch) / phase.seconds if phase.drained else None,
@@ -167,7 +180,8 @@ def run_engine(stack: Stack, name: str, stream: list, args, base: Path) -> dict:
             s = result["saturation"]
             print(
                 f"{name} saturation: {_n(s['tx_per_s'])} tx/s "
-                f"(produced in {s['produce_s']:.1f} s), {s['cpu_s_per_million']:.0f} CPU s/1M",
+                f"(produced in {s['produce_s']:.1f} s), {s['cpu_s_per_million']:.0f} CPU s/1M, "
+                f"{s['final_alerts']} alerts (set {s['final_alerts_digest']})",
                 flush=True,
             )
         assert session.sampler is not None
@@ -278,6 +292,18 @@ def main(argv: list[str] | None = None) -> int:
             stack.wipe()
     print()
     print(table(results, args.rates))
+    digests = {
+        r["engine"]: r["saturation"]["final_alerts_digest"]
+        for r in results
+        if r.get("saturation", {}).get("final_alerts_digest")
+    }
+    if digests:
+        same = len(set(digests.values())) == 1
+        print(
+            "saturation alert sets (final version per user and window): "
+            + ("identical across " if same else "DIFFER: ")
+            + ", ".join(f"{e} {d}" for e, d in digests.items())
+        )
     for r in results:
         if "error" in r:
             print(f"{r['engine']}: {r['error']}")

@@ -71,7 +71,7 @@ def start_detector(stack: Stack, topics: Topics, workdir: Path) -> ManagedProces
 def start_flink(stack: Stack, topics: Topics, workdir: Path) -> ManagedProcess:
     jars = sorted((external_repo("flink_kafka_connector") / "jars").glob("*.jar"))
     argv = [
-        _binary("infra/bench/peers/flink_job"),
+        _binary("infra/bench/peers/flink/flink_job"),
         "--bootstrap-servers",
         stack.bootstrap,
         "--input-topic",
@@ -87,7 +87,7 @@ def start_flink(stack: Stack, topics: Topics, workdir: Path) -> ManagedProcess:
 
 def start_quix(stack: Stack, topics: Topics, workdir: Path) -> ManagedProcess:
     argv = [
-        _binary("infra/bench/peers/quix_app"),
+        _binary("infra/bench/peers/quix/quix_app"),
         "--bootstrap-servers",
         stack.bootstrap,
         "--input-topic",
