@@ -10,7 +10,8 @@ pre-generated transactions of the same seeded generator produced as fast as the 
 can, and the time until the end marker's alert comes out.
 
 Figures, the same for every engine:
-- sustained tx/s: saturation records / (first record produced → end marker's alert seen);
+- sustained tx/s: saturation records / (first record produced → last alert seen, the end
+  marker's alert or any after it);
 - latency: for every alert version on the output topic whose newest contributing
   transaction was sent after the warm-up, seen-on-output wall time minus that
   transaction's send time (the producer's event_time, also the record's CreateTime);

@@ -33,7 +33,7 @@ class Phase:
     name: str
     started_wall_ms: int
     records: int = 0
-    seconds: float = 0.0  # first record produced → end marker's alert seen
+    seconds: float = 0.0  # phase start (first record produced) → last alert seen
     cpu_seconds: float = 0.0
     peak_rss: int = 0
     drained: bool = True
@@ -145,12 +145,25 @@ class Session:
         self.sampler.reset_peak()
         return Phase(name, round(time.time() * 1000)), self.sampler.cpu_seconds()
 
-    def end(self, phase: Phase, cpu_before: float, drain_timeout: float) -> Phase:
-        """Send an end marker (event time now), wait for its alert; close the phase."""
-        assert self.sampler is not None
+    def end(
+        self, phase: Phase, cpu_before: float, drain_timeout: float, quiet: float = 3.0
+    ) -> Phase:
+        """Send an end marker (event time now), wait for its alert and then until the
+        output has been quiet for `quiet` s (an engine that writes a batch's alerts from
+        several tasks may write the marker's before others); the phase ends at the last
+        alert seen."""
+        assert self.sampler is not None and self.reader is not None
         user = self.send_probe(datetime.now(UTC) + timedelta(milliseconds=1))
         phase.drained = self.wait_probe(user, drain_timeout)
-        phase.seconds = time.time() - phase.started_wall_ms / 1000
+        seen = len(self.reader.snapshot())
+        changed = time.monotonic()
+        while time.monotonic() - changed < quiet:
+            time.sleep(0.1)  # polling the reader until the output stops growing
+            now_seen = len(self.reader.snapshot())
+            if now_seen != seen:
+                seen, changed = now_seen, time.monotonic()
+        last_ms = max((a.seen_ms for a in self.reader.snapshot()), default=0)
+        phase.seconds = max(0.0, (last_ms - phase.started_wall_ms) / 1000)
         phase.cpu_seconds = self.sampler.cpu_seconds() - cpu_before
         phase.peak_rss = self.sampler.reset_peak()
         return phase
