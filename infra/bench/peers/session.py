@@ -87,6 +87,7 @@ class Session:
             }
         )
         self._probes = 0
+        self.newest_event = datetime.fromtimestamp(0, UTC)  # of what this session sent
 
     def start(self, timeout: float = 300.0) -> float:
         """Create the topics, start the engine, wait until a probe comes out of it."""
@@ -117,6 +118,9 @@ class Session:
     def send(self, batch: list[tuple[bytes, bytes, int]]) -> None:
         produce, poll = self._producer.produce, self._producer.poll
         topic = self.topics.input
+        if batch:
+            newest = datetime.fromtimestamp(max(ts for _, _, ts in batch) / 1000, UTC)
+            self.newest_event = max(self.newest_event, newest)
         for key, value, ts in batch:
             while True:
                 try:
@@ -153,7 +157,10 @@ class Session:
         several tasks may write the marker's before others); the phase ends at the last
         alert seen."""
         assert self.sampler is not None and self.reader is not None
-        user = self.send_probe(datetime.now(UTC) + timedelta(milliseconds=1))
+        # After everything sent so far in event time too, or a watermark that ran ahead of
+        # the clock (a stream stamped in the future) would make the marker late.
+        newest = max(datetime.now(UTC), self.newest_event)
+        user = self.send_probe(newest + timedelta(milliseconds=1))
         phase.drained = self.wait_probe(user, drain_timeout)
         seen = len(self.reader.snapshot())
         changed = time.monotonic()
