@@ -41,6 +41,7 @@ DISTRIBUTIONS = {
     "yaml": "pyyaml",
     "podman_compose": "podman-compose",
     "_pytest": "pytest",
+    "pyflink": "apache-flink",
 }
 # Added by a macro: pytest_test always depends on pytest.
 IMPLIED = {"pytest_test": {"pytest"}}

@@ -62,6 +62,13 @@ SPARK_KAFKA_CONNECTOR_JARS = {
     },
 }
 
+FLINK_KAFKA_CONNECTOR_JARS = {
+    "version": "flink-sql-connector-kafka 5.0.0-2.2",
+    "jars": {
+        "org.apache.flink:flink-sql-connector-kafka:5.0.0-2.2": "5605c691d11a501382c383fecba37a7a552467da5ab7ba904ef5d6f3d62c5616",
+    },
+}
+
 PROMETHEUS_DEB = {
     "version": "2.42.0+ds-5+deb12u1",
     "urls": ["http://deb.debian.org/debian/pool/main/p/prometheus/prometheus_2.42.0+ds-5+deb12u1_amd64.deb"],

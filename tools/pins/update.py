@@ -1,12 +1,14 @@
-"""Regenerates pins.bzl: the exact jars (with sha256) of the Kafka broker and of Spark's
-Kafka connector, and the Prometheus and Alertmanager Debian packages.
+"""Regenerates pins.bzl: the exact jars (with sha256) of the Kafka broker, of Spark's
+Kafka connector and of Flink's Kafka SQL connector (the peers benchmark's Flink job), and
+the Prometheus and Alertmanager Debian packages.
 
 Why a script and not a resolver at build time: Bazel must fetch a fixed, hashed list so
 builds are reproducible and work from a repository cache with no resolver at all. Maven
 (on the host: `apt-get install maven`) does the dependency resolution once, here.
 
 Usage (from the repo root, on a machine that reaches Maven Central and Debian):
-    python3 tools/pins/update.py [--kafka 4.1.1] [--spark-connector 4.2.0]
+    python3 tools/pins/update.py [--kafka 4.1.1] [--spark-connector 4.2.0] \
+        [--flink-connector 5.0.0-2.2]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 
 PINS = pathlib.Path(__file__).with_name("pins.bzl")
 DEBIAN = "http://deb.debian.org/debian"
+MAVEN = "https://repo1.maven.org/maven2"
 
 # Jars of the connector that pyspark's own jars/ folder already ships are left out, so
 # the classpath has one copy of Spark, Scala, Hadoop and the compression codecs.
@@ -88,6 +91,15 @@ def jar_pins(artifacts: list[Artifact], m2: pathlib.Path) -> dict[str, str]:
     return {a.coordinate: sha256_file(a.local_path(m2)) for a in artifacts}
 
 
+def shaded_jar(coordinate: str) -> dict[str, str]:
+    """One self-contained (shaded) jar and its sha256: Flink's SQL connectors bundle their
+    Kafka client, and Flink itself comes with PyFlink, so there is nothing to resolve."""
+    group, artifact, version = coordinate.split(":")
+    url = f"{MAVEN}/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}.jar"
+    with urllib.request.urlopen(url, timeout=300) as response:
+        return {coordinate: hashlib.sha256(response.read()).hexdigest()}
+
+
 def debian_package(suite: str, package: str) -> tuple[str, str, str]:
     """(version, url, sha256) of `package` (amd64) in `suite`, from the signed index."""
     url = f"{DEBIAN}/dists/{suite}/main/binary-amd64/Packages.xz"
@@ -111,7 +123,14 @@ def deb_block(name: str, pin: tuple[str, str, str]) -> str:
 
 
 def render(
-    kafka: str, kafka_jars: dict, connector: str, connector_jars: dict, prom, alertmanager
+    kafka: str,
+    kafka_jars: dict,
+    connector: str,
+    connector_jars: dict,
+    flink: str,
+    flink_jars: dict,
+    prom,
+    alertmanager,
 ) -> str:
     def block(name: str, version: str, jars: dict[str, str]) -> str:
         body = "".join(f'        "{c}": "{h}",\n' for c, h in sorted(jars.items()))
@@ -124,6 +143,8 @@ def render(
         + block(
             "SPARK_KAFKA_CONNECTOR_JARS", f"spark-sql-kafka-0-10_2.13 {connector}", connector_jars
         )
+        + "\n"
+        + block("FLINK_KAFKA_CONNECTOR_JARS", f"flink-sql-connector-kafka {flink}", flink_jars)
         + deb_block("PROMETHEUS_DEB", prom)
         + deb_block("ALERTMANAGER_DEB", alertmanager)
     )
@@ -139,6 +160,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--spark-connector", default="4.2.0", help="spark-sql-kafka-0-10_2.13 version"
+    )
+    parser.add_argument(
+        "--flink-connector",
+        default="5.0.0-2.2",
+        help="flink-sql-connector-kafka version (<connector>-<Flink minor>; see peers/README)",
     )
     parser.add_argument(
         "--prometheus-suite", default="bookworm", help="Debian suite for Prometheus"
@@ -160,6 +186,7 @@ def main() -> None:
         )
         if CONNECTOR_KEEP.search(f"{a.group}:{a.artifact}")
     ]
+    flink = shaded_jar(f"org.apache.flink:flink-sql-connector-kafka:{args.flink_connector}")
     prom = debian_package(args.prometheus_suite, "prometheus")
     alertmanager = debian_package(args.prometheus_suite, "prometheus-alertmanager")
     PINS.write_text(
@@ -168,11 +195,16 @@ def main() -> None:
             jar_pins(broker, args.m2),
             args.spark_connector,
             jar_pins(connector, args.m2),
+            args.flink_connector,
+            flink,
             prom,
             alertmanager,
         )
     )
-    print(f"wrote {PINS}: {len(broker)} broker jars, {len(connector)} connector jars")
+    print(
+        f"wrote {PINS}: {len(broker)} broker jars, {len(connector)} connector jars, "
+        f"{len(flink)} Flink connector jar"
+    )
     print(f"prometheus {prom[0]}, alertmanager {alertmanager[0]}")
 
 
