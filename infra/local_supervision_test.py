@@ -170,6 +170,7 @@ def test_a_killed_sink_is_restarted_and_a_crash_loop_stops_the_stack(local):
     report = json.loads(local.report.read_text())
     assert report["restarts"] == {
         "alert_sink": 1,
+        "alertmanager": 0,
         "detector": 0,
         "kafka": 0,
         "postgres": 1,
