@@ -114,6 +114,15 @@ class KafkaSecurity:
                 "--kafka-ca-file/--kafka-cert-file need --kafka-security-protocol SSL or "
                 f"SASL_SSL, not {self.kafka_security_protocol}"
             )
+        # Files are checked now, so a typo is a usage error at start, not a crash later.
+        if sasl:
+            self.password()
+        for path, flag in ((self.kafka_ca_file, "--kafka-ca-file"),
+                           (self.kafka_cert_file, "--kafka-cert-file"),
+                           (self.kafka_key_file, "--kafka-key-file")):  # fmt: skip
+            if path is not None:
+                _exists(path, flag)
+        self.client_properties()
 
     @property
     def sasl(self) -> bool:

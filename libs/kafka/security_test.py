@@ -170,22 +170,29 @@ def test_the_password_stays_out_of_repr_help_and_logs(files, capsys):
     assert SECRET not in text
 
 
-def test_a_missing_or_empty_password_file_is_named_without_contents(files, tmp_path):
-    kafka = KafkaSecurity("SASL_SSL", kafka_sasl_username="u",
-                          kafka_password_file=tmp_path / "nope")  # fmt: skip
+def test_a_missing_or_empty_password_file_is_named_without_contents(tmp_path):
+    def sasl(path: Path) -> KafkaSecurity:
+        return KafkaSecurity("SASL_SSL", kafka_sasl_username="u", kafka_password_file=path)
+
     with pytest.raises(KafkaSecurityError, match="nope cannot be read"):
-        kafka.librdkafka_config()
+        sasl(tmp_path / "nope")
     (tmp_path / "empty").write_text("\n")
-    kafka = KafkaSecurity("SASL_SSL", kafka_sasl_username="u",
-                          kafka_password_file=tmp_path / "empty")  # fmt: skip
     with pytest.raises(KafkaSecurityError, match="one non-empty line"):
-        kafka.password()
+        sasl(tmp_path / "empty")
     (tmp_path / "two").write_text("a\nb\n")
-    kafka = KafkaSecurity("SASL_SSL", kafka_sasl_username="u",
-                          kafka_password_file=tmp_path / "two")  # fmt: skip
     with pytest.raises(KafkaSecurityError) as info:
-        kafka.password()
+        sasl(tmp_path / "two")
     assert "a\nb" not in str(info.value)
+
+
+def test_missing_files_are_usage_errors_at_start(files, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run(["--kafka-security-protocol=SSL", f"--kafka-ca-file={tmp_path / 'no-ca.pem'}"])
+    assert "--kafka-ca-file" in capsys.readouterr().err
+    argv = [*sasl_ssl_args(files), f"--kafka-password-file={tmp_path / 'gone'}"]
+    with pytest.raises(SystemExit):
+        run(argv)
+    assert "gone cannot be read" in capsys.readouterr().err
 
 
 def test_jaas_config_quotes():

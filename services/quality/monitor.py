@@ -65,6 +65,7 @@ def kafka_config(args: QualitySettings) -> dict[str, Any]:
         "enable.auto.commit": True,
         "enable.partition.eof": True,
         "logger": logging.getLogger("quality.librdkafka"),
+        **args.kafka.librdkafka_config(),  # TLS/SASL (holds the password: never log)
     }
 
 
