@@ -260,3 +260,26 @@ def test_client_settings_from_the_pki_are_consistent(pki):
         kafka_ca_file=pki.ca_file,
     )
     assert pki.password("sink") not in repr(pki.sasl("sink"))
+
+
+def test_the_setup_cli_runs_as_the_admin_over_mutual_tls(broker, pki, capsys):
+    from infra.components.kafka_setup import main
+
+    argv = [
+        f"--bootstrap-servers={broker.ssl_bootstrap}",
+        "--kafka-security-protocol=SSL",
+        f"--kafka-ca-file={pki.ca_file}",
+        f"--kafka-cert-file={pki.cert_file(ADMIN)}",
+        f"--kafka-key-file={pki.key_file(ADMIN)}",
+        f"--users-dir={pki.directory}",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert "6 SCRAM users" in out.out, out
+    assert not any(p in out.out + out.err for p in pki.passwords().values())
+    assert try_produce(sasl(broker, "producer"), TRANSACTIONS_TOPIC)[0] is None
+    # Without the admin's certificate the setup is refused, and says so.
+    no_admin = [f"--bootstrap-servers={broker.bootstrap}", "--kafka-security-protocol=SSL",
+                f"--kafka-ca-file={pki.ca_file}", "--timeout=3"]  # fmt: skip
+    assert main(no_admin) == 1
+    assert "kafka_setup:" in capsys.readouterr().err

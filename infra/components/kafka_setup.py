@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from libs.cli.settings import parse, section, setting
+from libs.cli.settings import parse, positive_float, section, setting
 from libs.kafka.security import GROUP, KafkaSecurity
 from libs.schemas.topics import (
     ALERTS_DLQ_TOPIC,
@@ -177,6 +177,7 @@ class SetupSettings:
         help="directory of <principal>.password files: a SCRAM-SHA-512 user is upserted "
         "for each (unset: users are left as they are)",
     )
+    timeout: float = setting(30.0, type=positive_float, help="seconds each step may take")
     kafka: KafkaSecurity = section(KafkaSecurity, GROUP)
 
 
@@ -195,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup(
             {"bootstrap.servers": args.bootstrap_servers, **args.kafka.librdkafka_config()},
             passwords,
+            timeout=args.timeout,
         )
     except SetupError as err:
         print(f"kafka_setup: {err}", file=sys.stderr)
