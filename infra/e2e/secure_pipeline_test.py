@@ -119,3 +119,22 @@ def test_no_secret_in_any_log_or_help(stack):
     for where, text in logs.items():
         for principal, password in secrets.items():
             assert password not in text, f"{principal}'s password is in {where}"
+
+
+def test_a_service_with_a_wrong_password_stops_at_start_and_writes_nothing(stack, tmp_path):
+    assert stack.pki is not None
+    wrong = tmp_path / "wrong.password"
+    wrong.write_text("not-the-producer-password\n")
+    before = sum(end_offsets(stack.bootstrap, TRANSACTIONS_TOPIC,
+                             client=stack.kafka_client).values())  # fmt: skip
+    env = {"FRAUD_PRODUCER_KAFKA_PASSWORD_FILE": str(wrong)}
+    producer = stack.start_service("producer", ["--count", "10", "--startup-timeout", "5"], env)
+    assert producer.popen is not None and producer.popen.wait(60) == 2  # EXIT_STARTUP
+    log = producer.log_path.read_text(errors="replace")
+    # The start-up check names the broker it could not use (librdkafka reports the failed
+    # SCRAM authentication to its error callback only, which the producer does not log).
+    assert "cannot reach Kafka at " + stack.bootstrap in log, log[-2000:]
+    assert "not-the-producer-password" not in log
+    after = sum(end_offsets(stack.bootstrap, TRANSACTIONS_TOPIC,
+                            client=stack.kafka_client).values())  # fmt: skip
+    assert after == before
