@@ -131,9 +131,9 @@ def test_a_service_with_a_wrong_password_stops_at_start_and_writes_nothing(stack
     producer = stack.start_service("producer", ["--count", "10", "--startup-timeout", "5"], env)
     assert producer.popen is not None and producer.popen.wait(60) == 2  # EXIT_STARTUP
     log = producer.log_path.read_text(errors="replace")
-    # The start-up check names the broker it could not use (librdkafka reports the failed
-    # SCRAM authentication to its error callback only, which the producer does not log).
+    # The start-up error names the broker and what the client was told.
     assert "cannot reach Kafka at " + stack.bootstrap in log, log[-2000:]
+    assert "Authentication failed" in log and "invalid credentials" in log, log[-2000:]
     assert "not-the-producer-password" not in log
     after = sum(end_offsets(stack.bootstrap, TRANSACTIONS_TOPIC,
                             client=stack.kafka_client).values())  # fmt: skip

@@ -242,3 +242,25 @@ def _read(path: Path, flag: str) -> str:
         raise KafkaSecurityError(
             f"{flag} {path} cannot be read: {err.strerror or type(err).__name__}"
         ) from None
+
+
+class ClientErrors:
+    """An `error_cb` that keeps the last error librdkafka reported (a failed SCRAM login, a
+    refused TLS handshake), so a start-up failure can say why: librdkafka tells them only
+    to this callback, and `list_topics` just times out. Its messages hold no secret."""
+
+    def __init__(self) -> None:
+        self.last: str = ""
+
+    def __call__(self, err: object) -> None:
+        text = str(getattr(err, "str", lambda: err)())
+        # "all brokers down" follows the real cause; keep the cause.
+        if not self.last or "brokers are down" not in text:
+            self.last = text
+
+    def why(self, client: object) -> str:
+        """The last error after serving `client`'s pending callbacks ('' if none)."""
+        poll = getattr(client, "poll", None)
+        if poll is not None:
+            poll(0)
+        return self.last

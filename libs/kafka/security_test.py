@@ -11,6 +11,7 @@ import pytest
 from libs.cli.settings import build_parser, env_names, loggable, parse, section, setting
 from libs.kafka.security import (
     GROUP,
+    ClientErrors,
     KafkaSecurity,
     KafkaSecurityError,
     jaas_config,
@@ -200,3 +201,26 @@ def test_jaas_config_quotes():
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         'username="u\\"" password="p\\\\";'
     )
+
+
+def test_client_errors_keep_the_cause_not_the_all_brokers_down_that_follows():
+    class Err:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def str(self) -> str:
+            return self.text
+
+    class Client:
+        polled = 0
+
+        def poll(self, _timeout: float) -> None:
+            self.polled += 1
+
+    errors, client = ClientErrors(), Client()
+    assert errors.why(client) == "" and client.polled == 1
+    errors(Err("1/1 brokers are down"))
+    assert errors.why(client) == "1/1 brokers are down"
+    errors(Err("SASL authentication error: Authentication failed"))
+    errors(Err("1/1 brokers are down"))
+    assert errors.why(client) == "SASL authentication error: Authentication failed"
