@@ -142,6 +142,7 @@ def setup(
     bindings = acl_bindings(access)
     if bindings:
         wait(admin.create_acls(bindings, request_timeout=timeout), "ACL")
+    _wait_until_applied(admin, bindings, set(passwords), timeout)
 
 
 def _wait_for_leaders(admin: Any, topics: Sequence[str], timeout: float) -> None:
@@ -157,6 +158,42 @@ def _wait_for_leaders(admin: Any, topics: Sequence[str], timeout: float) -> None
         if time.monotonic() > deadline:
             raise SetupError(f"topics {missing} have no leader after {timeout:g} s")
         time.sleep(0.1)  # polling the metadata, not a synchronisation sleep
+
+
+def _wait_until_applied(admin: Any, bindings: list[Any], users: set[str], timeout: float) -> None:
+    """Until the broker enforces what the controller accepted: every ACL and SCRAM user is
+    in its metadata (else a client started right after the setup is refused at first)."""
+    from confluent_kafka.admin import (
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                  AclOperation.ANY, AclPermissionType.ANY)  # fmt: skip
+
+    def key(b: Any) -> tuple:
+        return (b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
+                b.permission_type)  # fmt: skip
+
+    wanted = {key(b) for b in bindings}
+    deadline = time.monotonic() + timeout
+    while True:
+        acls = {key(b) for b in admin.describe_acls(everything).result(timeout)}
+        known = set()
+        if users:
+            described = admin.describe_user_scram_credentials(list(users))
+            known = {u for u, f in described.items() if f.exception(timeout) is None}
+        if wanted <= acls and known == users:
+            return
+        if time.monotonic() > deadline:
+            raise SetupError(
+                f"after {timeout:g} s the broker enforces {len(wanted & acls)} of "
+                f"{len(wanted)} ACLs and {len(known)} of {len(users)} SCRAM users"
+            )
+        time.sleep(0.1)  # polling the broker's metadata, not a synchronisation sleep
 
 
 def read_passwords(users_dir: Path, principals: Sequence[str]) -> dict[str, str]:
