@@ -29,8 +29,9 @@ from infra.components.alertmanager import render_config
 from infra.components.kafka_io import end_offsets
 from infra.components.metrics_scrape import Scraper, histogram_quantile, total
 from infra.components.process import ComponentError, RestartPolicy
+from infra.components.wait import wait_until
 from infra.prometheus.rules import alertmanager_config, rule_files
-from infra.stack import DetectorSettings, Ports, Stack, wait
+from infra.stack import DetectorSettings, Ports, Stack
 from libs.cli.flags import flag, switch
 from libs.cli.service import Shutdown
 from libs.cli.settings import non_negative_int, positive_float
@@ -484,7 +485,9 @@ fraud pipeline running (logs: {args.base_dir / "logs"})
                 )
                 return supervisor.failure or (caught_up and snap)
 
-            wait(drained, args.drain_timeout, "pipeline drained", interval=1.0)
+            wait_until(
+                drained, args.drain_timeout, "pipeline drained", interval=1.0, tolerate=Exception
+            )
         except TimeoutError as err:
             print(f"warning: {err}; reporting what was done", file=sys.stderr)
         if supervisor.failure:  # a crash loop while draining

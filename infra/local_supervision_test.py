@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.components.wait import wait_until
 from infra.e2e import harness
-from infra.stack import wait
 from libs.runfiles.runfiles import runfiles_root
 
 
@@ -117,7 +117,7 @@ def test_a_killed_sink_is_restarted_and_a_crash_loop_stops_the_stack(local):
             local.running(what)
             return condition()
 
-        return wait(check, timeout, what)
+        return wait_until(check, timeout, what, tolerate=Exception)
 
     banner = until(
         lambda: re.search(r'psql "(host=[^"]+)"', local.stdout()), "the stack running", 420

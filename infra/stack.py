@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -408,18 +407,3 @@ class Stack:
 
     def wipe(self) -> None:
         shutil.rmtree(self.base_dir, ignore_errors=True)
-
-
-def wait(condition, timeout: float, what: str, interval: float = 0.5):
-    """Poll `condition()` until truthy; returns its value or raises TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = condition()
-        except Exception:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not reached within {timeout:.0f} s")
-        time.sleep(interval)

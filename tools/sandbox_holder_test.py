@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.testing.wait import wait_until
+from infra.components.wait import wait_until
 
 SCRIPT = Path(__file__).with_name("sandbox_holder.sh")
 

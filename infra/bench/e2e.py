@@ -21,7 +21,8 @@ from pathlib import Path
 
 from infra.components.kafka_io import end_offsets
 from infra.components.metrics_scrape import Scraper, histogram_quantile, total
-from infra.stack import DetectorSettings, Ports, Stack, wait
+from infra.components.wait import wait_until
+from infra.stack import DetectorSettings, Ports, Stack
 from libs.cli.flags import flag, switch
 from libs.cli.settings import non_negative_int, positive_float
 
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         drain_start = time.monotonic()
         drained_s: float | None
         try:
-            wait(
+            wait_until(
                 lambda: (
                     sample(scraper, 0, stack.bootstrap, stack.kafka_client).detector_rows
                     >= produced_total
@@ -235,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.drain_timeout,
                 "drain",
                 interval=1.0,
+                tolerate=Exception,
             )
             drained_s = time.monotonic() - drain_start
         except TimeoutError:

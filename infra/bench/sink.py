@@ -19,9 +19,9 @@ from pathlib import Path
 import psycopg2
 
 from infra.components.kafka_io import produce
+from infra.components.wait import wait_until
 from infra.testing.alerts import stream_alert
 from infra.testing.sink import DLQ_TOPIC, TOPIC, start_kafka, start_postgres
-from infra.testing.wait import wait_until
 from libs.cli.service import Shutdown
 from libs.logging.structured import configure
 from libs.schemas.alert import alert_to_json

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from infra.components.alertmanager import AlertmanagerServer, render_config
+from infra.components.wait import wait_until
 from infra.components.webhook_receiver import WebhookReceiver
-from infra.testing.wait import wait_until
 
 CONFIG = Path("infra/prometheus/alertmanager.yml")  # runfiles' _main directory
 

@@ -18,6 +18,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from infra.components.wait import wait_until
+
 Headers = dict[str, bytes]
 # (key, value) or (key, value, headers)
 ProduceRecord = (
@@ -132,15 +134,21 @@ class TopicReader:
         return new
 
     def wait_for(self, done: Callable[[list[Record]], bool], timeout: float, what: str) -> None:
-        """Poll until `done(records)` holds; AssertionError with what was seen at the deadline."""
-        deadline = time.monotonic() + timeout
-        while not done(self.records):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{what}: not reached within {timeout:.0f} s on {self.topic} "
-                    f"({len(self.records)} records read)"
-                )
-            self.poll(0.5)
+        """Read until `done(records)` holds; AssertionError with what was seen at the deadline."""
+
+        def read_more() -> bool:
+            if done(self.records):
+                return True
+            self.poll(0.5)  # blocks while it reads: no pause needed between rounds
+            return done(self.records)
+
+        wait_until(
+            read_more,
+            timeout,
+            what,
+            show=lambda: f"{len(self.records)} records read on {self.topic}",
+            interval=0.001,
+        )
 
     def close(self) -> None:
         self._consumer.close()

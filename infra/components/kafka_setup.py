@@ -15,12 +15,12 @@ accepted as it is. It runs as a super user (`admin`, over mutual TLS in the test
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.components.wait import WaitTimeout, wait_until
 from libs.cli.settings import parse, positive_float, section, setting
 from libs.kafka.security import GROUP, KafkaSecurity
 from libs.schemas.topics import (
@@ -148,21 +148,25 @@ def setup(
 def _wait_for_leaders(admin: Any, topics: Sequence[str], timeout: float) -> None:
     """Until every partition of `topics` has a leader (a client started right after the
     setup must not meet NOT_LEADER_FOR_PARTITION)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    from confluent_kafka import KafkaException
+
+    def missing() -> list[str]:
         meta = admin.list_topics(timeout=timeout).topics
-        missing = [t for t in topics if t not in meta or meta[t].error is not None
-                   or any(p.leader < 0 for p in meta[t].partitions.values())]  # fmt: skip
-        if not missing:
-            return
-        if time.monotonic() > deadline:
-            raise SetupError(f"topics {missing} have no leader after {timeout:g} s")
-        time.sleep(0.1)  # polling the metadata, not a synchronisation sleep
+        return [t for t in topics if t not in meta or meta[t].error is not None
+                or any(p.leader < 0 for p in meta[t].partitions.values())]  # fmt: skip
+
+    try:
+        wait_until(lambda: not missing(), timeout, "every new topic has a leader",
+                   show=lambda: f"no leader yet: {missing()}", interval=0.2,
+                   tolerate=KafkaException)  # fmt: skip
+    except WaitTimeout as err:
+        raise SetupError(str(err)) from None
 
 
 def _wait_until_applied(admin: Any, bindings: list[Any], users: set[str], timeout: float) -> None:
     """Until the broker enforces what the controller accepted: every ACL and SCRAM user is
     in its metadata (else a client started right after the setup is refused at first)."""
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import (
         AclBindingFilter,
         AclOperation,
@@ -179,21 +183,23 @@ def _wait_until_applied(admin: Any, bindings: list[Any], users: set[str], timeou
                 b.permission_type)  # fmt: skip
 
     wanted = {key(b) for b in bindings}
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def enforced() -> tuple[int, int]:
+        """(ACLs of ours the broker has, SCRAM users it knows)."""
         acls = {key(b) for b in admin.describe_acls(everything).result(timeout)}
-        known = set()
+        known = 0
         if users:
             described = admin.describe_user_scram_credentials(list(users))
-            known = {u for u, f in described.items() if f.exception(timeout) is None}
-        if wanted <= acls and known == users:
-            return
-        if time.monotonic() > deadline:
-            raise SetupError(
-                f"after {timeout:g} s the broker enforces {len(wanted & acls)} of "
-                f"{len(wanted)} ACLs and {len(known)} of {len(users)} SCRAM users"
-            )
-        time.sleep(0.1)  # polling the broker's metadata, not a synchronisation sleep
+            known = sum(f.exception(timeout) is None for f in described.values())
+        return len(wanted & acls), known
+
+    try:
+        wait_until(lambda: enforced() == (len(wanted), len(users)), timeout,
+                   "every ACL and SCRAM user enforced by the broker",
+                   show=lambda: f"ACLs, users: {enforced()} of {(len(wanted), len(users))}",
+                   interval=0.2, tolerate=KafkaException)  # fmt: skip
+    except WaitTimeout as err:
+        raise SetupError(str(err)) from None
 
 
 def read_passwords(users_dir: Path, principals: Sequence[str]) -> dict[str, str]:

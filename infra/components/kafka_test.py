@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from confluent_kafka import Consumer, Producer
 
 from infra.components.kafka import KafkaBroker
+from infra.components.wait import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +35,17 @@ def test_produce_and_consume_keyed_messages(broker):
     )
     consumer.subscribe(["roundtrip"])
     received: dict[bytes, tuple[bytes, int]] = {}
-    deadline = time.monotonic() + 60
-    while len(received) < len(sent) and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        assert msg.error() is None, msg.error()
-        received[msg.value()] = (msg.key(), msg.partition())
-    consumer.close()
+
+    def received_all() -> bool:
+        for msg in consumer.consume(1000, timeout=0.5):
+            assert msg.error() is None, msg.error()
+            received[msg.value()] = (msg.key(), msg.partition())
+        return len(received) >= len(sent)
+
+    try:
+        wait_until(received_all, 60, "every record read back", lambda: f"{len(received)} read")
+    finally:
+        consumer.close()
 
     assert set(received) == set(sent)
     assert all(received[v][0] == k for v, k in sent.items())

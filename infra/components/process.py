@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.components.wait import WaitTimeout, wait_until
 from libs.runfiles.runfiles import ComponentError
 
 
@@ -95,28 +96,32 @@ class ManagedProcess:
         return self.popen is not None and self.popen.poll() is None
 
     def wait_until(self, ready: Callable[[], bool], timeout: float, what: str) -> float:
-        """Poll `ready` until it holds; returns seconds taken. Fails fast if the process dies."""
+        """Poll `ready` until it holds; returns seconds taken. Fails fast if the process
+        dies; an exception from `ready` counts as "not yet" (the server is still starting)."""
         if self.popen is None:
             raise ComponentError(f"{self.name}: wait_until before start()")
-        started = time.monotonic()
-        deadline = started + timeout
-        while True:
-            if self.popen.poll() is not None:
+        popen = self.popen
+
+        def probe() -> bool:
+            if popen.poll() is not None:
                 raise ComponentError(
-                    f"{self.name} exited with code {self.popen.returncode} before {what}; "
+                    f"{self.name} exited with code {popen.returncode} before {what}; "
                     f"log {self.log_path}:\n{log_tail(self.log_path)}"
                 )
             try:
-                if ready():
-                    return time.monotonic() - started
+                return bool(ready())
             except Exception:
-                pass
-            if time.monotonic() > deadline:
-                raise ComponentError(
-                    f"{self.name}: not {what} after {timeout:.0f} s; "
-                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
-            time.sleep(0.1)
+                return False
+
+        started = time.monotonic()
+        try:
+            wait_until(probe, timeout, what, interval=0.1)
+        except WaitTimeout:
+            raise ComponentError(
+                f"{self.name}: not {what} after {timeout:.0f} s; "
+                f"log {self.log_path}:\n{log_tail(self.log_path)}"
+            ) from None
+        return time.monotonic() - started
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to the process itself (as an orchestrator would; it stops its own

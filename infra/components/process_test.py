@@ -26,6 +26,7 @@ from infra.components.process import (
     free_port,
     port_open,
 )
+from infra.components.wait import wait_until
 from libs.runfiles.runfiles import java_home
 
 
@@ -165,10 +166,7 @@ class Child:
 
 
 def _poll(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+    wait_until(condition, timeout, "the supervisor's reaction", interval=0.05)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from infra.components.process import free_port
 from infra.components.prometheus import PrometheusServer, scrape_config
+from infra.components.wait import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +34,8 @@ def test_scrapes_exporter_and_answers_queries(tmp_path, exporter):
     )
     prom.start()
     try:
-        deadline = time.monotonic() + 60
-        result: list[dict] = []
-        while time.monotonic() < deadline:
-            result = prom.query('sum by (kind) (fraud_test_events_total{job="exporter"})')
-            if len(result) == 2:
-                break
-            time.sleep(0.5)
+        query = 'sum by (kind) (fraud_test_events_total{job="exporter"})'
+        result = wait_until(lambda: len(r := prom.query(query)) == 2 and r, 60, "both kinds")
         values = {r["metric"]["kind"]: float(r["value"][1]) for r in result}
         assert values == {"good": 7.0, "bad": 2.0}
         assert set(prom.targets_up().values()) == {"up"}
@@ -84,13 +79,9 @@ def test_evaluates_rule_files(tmp_path, exporter):
     )
     prom.start()
     try:
-        deadline = time.monotonic() + 60
-        result: list[dict] = []
-        while time.monotonic() < deadline:
-            result = prom.query('kind:fraud_test_events:sum{kind="ruled"}')
-            if result:
-                break
-            time.sleep(0.5)
+        result = wait_until(
+            lambda: prom.query('kind:fraud_test_events:sum{kind="ruled"}'), 60, "the rule's series"
+        )
         assert [float(r["value"][1]) for r in result] == [3.0]
         loaded = {r["name"]: r["health"] for g in prom.rule_groups() for r in g["rules"]}
         assert loaded == {"kind:fraud_test_events:sum": "ok", "FraudTestEventsSeen": "ok"}

@@ -36,9 +36,10 @@ import pytest
 
 from infra.components.kafka_io import TopicReader, end_offsets
 from infra.components.process import free_port
+from infra.components.wait import wait_until
 from infra.compose import compose_cli
 from infra.e2e import harness
-from infra.stack import wait
+from infra.testing.table import keyed_diff
 from libs.schemas.transaction import Transaction, parse_transaction
 
 RATE, DURATION = 100, 40  # each run of the producer container: 4,000 transactions
@@ -160,7 +161,7 @@ def _wait_for_alerts_after(s: Stack, since: datetime, timeout: float, what: str)
         ids = {t.transaction_id for t in s.transactions() if t.event_time > since}
         return bool(ids) and _alerts_with_any_of(s.dsn, ids) > 0
 
-    wait(arrived, timeout, what, interval=2)
+    wait_until(arrived, timeout, what, interval=2, tolerate=Exception)
 
 
 def _wait_exact(s: Stack, timeout: float) -> None:
@@ -169,13 +170,23 @@ def _wait_exact(s: Stack, timeout: float) -> None:
     expected = harness.reference_alerts(transactions)
     assert expected, "a stream with injected fraud must give alerts"
     try:
-        wait(lambda: harness.table_alerts(s.dsn) == expected, timeout, "alerts table complete")
+        wait_until(
+            lambda: harness.table_alerts(s.dsn) == expected,
+            timeout,
+            "alerts table complete",
+            tolerate=Exception,
+        )
     except TimeoutError:
-        pytest.fail(harness.diff(expected, harness.table_alerts(s.dsn)))
+        pytest.fail(keyed_diff(expected, harness.table_alerts(s.dsn)))
 
 
 def _wait_exited(s: Stack, service: str, timeout: float) -> int:
-    wait(lambda: s.inspect(service, "{{.State.Status}}") == "exited", timeout, f"{service} ended")
+    wait_until(
+        lambda: s.inspect(service, "{{.State.Status}}") == "exited",
+        timeout,
+        f"{service} ended",
+        tolerate=Exception,
+    )
     return int(s.inspect(service, "{{.State.ExitCode}}"))
 
 
@@ -200,13 +211,14 @@ def test_prometheus_scraped_every_service(stack):
         return {r["metric"]["job"]: float(r["value"][1]) for r in result}
 
     running = {"detector", "alert_sink", "quality", "prometheus"}
-    wait(
+    wait_until(
         lambda: (
             by_job("max_over_time(up[15m])").get("producer") == 1
             and all(by_job("up").get(job) == 1 for job in running)
         ),
         60,
         "every service scraped",
+        tolerate=Exception,
     )
 
 
@@ -219,7 +231,12 @@ def test_prometheus_sends_to_the_healthy_alertmanager_and_the_notifier_runs(stac
             data = json.load(response)["data"]
         return [a["url"] for a in data["activeAlertmanagers"]]
 
-    wait(lambda: any("alertmanager:9093" in a for a in active()), 60, "an active alertmanager")
+    wait_until(
+        lambda: any("alertmanager:9093" in a for a in active()),
+        60,
+        "an active alertmanager",
+        tolerate=Exception,
+    )
     ready = f"http://127.0.0.1:{stack.env['ALERTMANAGER_PORT']}/-/ready"
     with urllib.request.urlopen(ready, timeout=5) as response:
         assert response.status == 200
@@ -238,13 +255,14 @@ def test_a_crashed_service_is_restarted_by_its_restart_policy(stack):
     for name in crashed:
         os.kill(int(stack.inspect(name, "{{.State.Pid}}")), signal.SIGKILL)
     for name in crashed:
-        wait(
+        wait_until(
             lambda name=name: (
                 int(stack.inspect(name, "{{.RestartCount}}")) > before[name]
                 and stack.inspect(name, "{{.State.Status}}") == "running"
             ),
             60,
             f"{name} restarted",
+            tolerate=Exception,
         )
     compose_cli.wait_healthy(stack.compose, crashed, time.monotonic() + 90)
 
@@ -305,7 +323,12 @@ def test_down_then_up_stops_gracefully_and_resumes_from_the_checkpoint(stack):
     assert compose_cli.main(["up", *stack.common, "--timeout", "420"]) == 0, "up failed"
     print(f"up again took {time.monotonic() - started:.0f} s")
     _wait_for_alerts_after(stack, up_at, 180, "alerts after up")
-    wait(lambda: stack.checkpoint_commits() > commits_before, 60, "the commit log continued")
+    wait_until(
+        lambda: stack.checkpoint_commits() > commits_before,
+        60,
+        "the commit log continued",
+        tolerate=Exception,
+    )
     detector_log = stack.logs("detector")
     assert "CANNOT_LOAD_STATE_STORE" not in detector_log
     assert stack.inspect("detector", "{{.State.Status}} {{.RestartCount}}") == "running 0"

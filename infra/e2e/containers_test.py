@@ -14,8 +14,10 @@ import pytest
 from infra.components import podman
 from infra.components.kafka_io import TopicReader
 from infra.components.metrics_scrape import scrape, total
+from infra.components.wait import wait_until
 from infra.e2e import harness
-from infra.stack import DetectorSettings, Ports, Stack, wait
+from infra.stack import DetectorSettings, Ports, Stack
+from infra.testing.table import keyed_diff
 from libs.schemas.transaction import parse_transaction
 
 TARBALLS = {
@@ -65,22 +67,28 @@ def test_images_process_a_stream_into_exactly_the_expected_alerts(stack):
         reader.poll(1.0)
         return len(reader.records) >= COUNT
 
-    wait(all_produced, 120, "the producer image sent every transaction")
+    wait_until(all_produced, 120, "the producer image sent every transaction", tolerate=Exception)
     transactions = [parse_transaction(record.value) for record in reader.records]
     assert len(transactions) == COUNT
     expected = harness.reference_alerts(transactions)
     assert expected, "a seeded stream with injected fraud must give alerts"
 
     detector = stack.metrics_url("detector")
-    wait(
+    wait_until(
         lambda: total(scrape(detector), "fraud_detector_input_rows_total") >= COUNT,
         timeout=180,
         what="detector read every transaction",
+        tolerate=Exception,
     )
     try:
-        wait(lambda: harness.table_alerts(stack.dsn) == expected, 120, "alerts table complete")
+        wait_until(
+            lambda: harness.table_alerts(stack.dsn) == expected,
+            120,
+            "alerts table complete",
+            tolerate=Exception,
+        )
     except TimeoutError:
-        pytest.fail(harness.diff(expected, harness.table_alerts(stack.dsn)))
+        pytest.fail(keyed_diff(expected, harness.table_alerts(stack.dsn)))
 
     # The producer container exits 0 once its count is sent; the others stop on SIGTERM.
     assert stack.services["producer"].popen.wait(timeout=60) == 0

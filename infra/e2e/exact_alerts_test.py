@@ -13,8 +13,9 @@ import pytest
 
 from infra.components.kafka_io import TopicReader, produce
 from infra.components.metrics_scrape import scrape, total
+from infra.components.wait import wait_until
 from infra.e2e import harness
-from infra.stack import wait
+from infra.testing.table import keyed_diff
 from libs.schemas.fields import Reason
 
 
@@ -48,7 +49,7 @@ def test_exact_alert_set_with_bad_input_and_late_events(stack):
     # Phase B only once phase A is processed: then the watermark is known exactly.
     watermark = max(t.event_time for t in on_time) - harness.WATERMARK
     detector = stack.metrics_url("detector")
-    wait(
+    wait_until(
         lambda: (
             total(scrape(detector), "fraud_detector_input_rows_total", query="alerts")
             >= len(phase_a)
@@ -56,6 +57,7 @@ def test_exact_alert_set_with_bad_input_and_late_events(stack):
         ),
         timeout=300,
         what="detector processed phase A",
+        tolerate=Exception,
     )
     first_user = stream[0].txn
     late = [
@@ -92,19 +94,21 @@ def test_exact_alert_set_with_bad_input_and_late_events(stack):
     assert len(expected) > 30, "the seeded stream should raise plenty of alerts"
 
     try:
-        wait(
+        wait_until(
             lambda: harness.table_alerts(stack.dsn) == expected,
             timeout=300,
             what="alerts table equals the reference",
+            tolerate=Exception,
         )
     except TimeoutError:
-        raise AssertionError(harness.diff(expected, harness.table_alerts(stack.dsn))) from None
+        raise AssertionError(keyed_diff(expected, harness.table_alerts(stack.dsn))) from None
     # Spark counts late rows after partial aggregation: the three late events of one user
     # and window count once when they share a micro-batch.
-    wait(
+    wait_until(
         lambda: 2 <= total(scrape(detector), "fraud_detector_late_events_dropped_total") <= 4,
         timeout=60,
         what="late events counted",
+        tolerate=Exception,
     )
 
     # Every bad record is in the DLQ, once, with its reason and where it came from.
@@ -128,7 +132,7 @@ def test_exact_alert_set_with_bad_input_and_late_events(stack):
 
     # The same figures reach a real Prometheus through its scrape.
     prom = stack.prometheus
-    wait(
+    wait_until(
         lambda: (
             prom.query("sum(fraud_detector_dlq_messages_total)")
             and float(prom.query("sum(fraud_detector_dlq_messages_total)")[0]["value"][1])
@@ -136,6 +140,7 @@ def test_exact_alert_set_with_bad_input_and_late_events(stack):
         ),
         timeout=60,
         what="Prometheus sees the DLQ count",
+        tolerate=Exception,
     )
     stored = prom.query('sum(fraud_sink_alerts_stored_total{job="alert_sink"})')
     assert stored and float(stored[0]["value"][1]) >= len(expected)
@@ -175,7 +180,12 @@ def test_hostile_input_at_scale_and_redeliveries(stack):
     detector = _running(stack, "detector")
     pid = detector.popen.pid
     url = stack.metrics_url("detector")
-    wait(lambda: total(scrape(url), "fraud_detector_ready") == 1, timeout=300, what="ready")
+    wait_until(
+        lambda: total(scrape(url), "fraud_detector_ready") == 1,
+        timeout=300,
+        what="ready",
+        tolerate=Exception,
+    )
     before = scrape(url)
     stored_before = harness.table_alerts(stack.dsn)
     expected_new = harness.reference_alerts(e.txn for e in stream)
@@ -194,13 +204,14 @@ def test_hostile_input_at_scale_and_redeliveries(stack):
     mine = set(where)
 
     try:
-        wait(
+        wait_until(
             lambda: harness.table_alerts(stack.dsn) == expected,
             timeout=300,
             what="alerts table equals the reference",
+            tolerate=Exception,
         )
     except TimeoutError:
-        raise AssertionError(harness.diff(expected, harness.table_alerts(stack.dsn))) from None
+        raise AssertionError(keyed_diff(expected, harness.table_alerts(stack.dsn))) from None
 
     dlq = TopicReader(stack.bootstrap, "transactions.dlq")
     try:

@@ -12,8 +12,9 @@ import pytest
 
 from infra.components.kafka_io import produce
 from infra.components.metrics_scrape import scrape, total
+from infra.components.wait import wait_until
 from infra.e2e import harness
-from infra.stack import wait
+from infra.testing.table import keyed_diff
 
 
 @pytest.fixture
@@ -32,13 +33,14 @@ def _rows(stack) -> int:
 
 def _final_table_matches(stack, expected) -> None:
     try:
-        wait(
+        wait_until(
             lambda: harness.table_alerts(stack.dsn) == expected,
             timeout=300,
             what="alerts table equals the reference",
+            tolerate=Exception,
         )
     except TimeoutError:
-        raise AssertionError(harness.diff(expected, harness.table_alerts(stack.dsn))) from None
+        raise AssertionError(keyed_diff(expected, harness.table_alerts(stack.dsn))) from None
 
 
 def test_detector_and_sink_killed_and_restarted(stack):
@@ -50,13 +52,20 @@ def test_detector_and_sink_killed_and_restarted(stack):
     stack.start_service("alert_sink")
     stack.start_service("detector")
     produce(stack.bootstrap, "transactions", [e.record() for e in first])
-    wait(lambda: _rows(stack) > 0, timeout=300, what="first alerts stored")
+    wait_until(
+        lambda: _rows(stack) > 0, timeout=300, what="first alerts stored", tolerate=Exception
+    )
 
     stack.services["detector"].kill()  # SIGKILL: no chance to finish the batch in hand
     produce(stack.bootstrap, "transactions", [e.record() for e in second])
     stack.start_service("detector")  # resumes from its checkpoint
     rows_before = _rows(stack)
-    wait(lambda: _rows(stack) > rows_before, timeout=300, what="detector progressing again")
+    wait_until(
+        lambda: _rows(stack) > rows_before,
+        timeout=300,
+        what="detector progressing again",
+        tolerate=Exception,
+    )
 
     stack.services["alert_sink"].kill()
     produce(stack.bootstrap, "transactions", [e.record() for e in third])
@@ -73,15 +82,18 @@ def test_database_outage(stack):
     stack.start_service("alert_sink")
     stack.start_service("detector")
     produce(stack.bootstrap, "transactions", [e.record() for e in first])
-    wait(lambda: _rows(stack) > 0, timeout=300, what="first alerts stored")
+    wait_until(
+        lambda: _rows(stack) > 0, timeout=300, what="first alerts stored", tolerate=Exception
+    )
 
     stack.postgres.stop()
     produce(stack.bootstrap, "transactions", [e.record() for e in second])
     sink = stack.metrics_url("alert_sink")
-    wait(
+    wait_until(
         lambda: total(scrape(sink), "fraud_sink_db_errors_total") > 0,
         timeout=120,
         what="the sink notices the outage",
+        tolerate=Exception,
     )
     assert stack.services["alert_sink"].running, "the sink must ride out the outage"
     stack.postgres.start()  # same data directory and port
@@ -102,7 +114,9 @@ def test_broker_killed_and_restarted(stack):
         stack.start_service(name)
     pids = {name: stack.services[name].popen.pid for name in ("alert_sink", "detector", "quality")}
     produce(stack.bootstrap, "transactions", [e.record() for e in first])
-    wait(lambda: _rows(stack) > 0, timeout=300, what="first alerts stored")
+    wait_until(
+        lambda: _rows(stack) > 0, timeout=300, what="first alerts stored", tolerate=Exception
+    )
 
     produce(stack.bootstrap, "transactions", [e.record() for e in second])
     stack.kafka.kill()  # mid-stream: the detector is reading the second chunk
@@ -112,10 +126,11 @@ def test_broker_killed_and_restarted(stack):
     _final_table_matches(stack, expected)
 
     quality = stack.metrics_url("quality")
-    wait(
+    wait_until(
         lambda: total(scrape(quality), "fraud_quality_transactions_total") >= len(events),
         timeout=180,
         what="the quality monitor read every transaction",
+        tolerate=Exception,
     )
     for name, pid in pids.items():
         proc = stack.services[name]

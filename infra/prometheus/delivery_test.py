@@ -10,10 +10,10 @@ import pytest
 
 from infra.components.alertmanager import AlertmanagerServer, render_config
 from infra.components.prometheus import PrometheusServer, scrape_config
+from infra.components.wait import wait_until
 from infra.components.webhook_receiver import WebhookReceiver
 from infra.prometheus.rules import rule_files
 from infra.testing.sink import SinkProcess, kafka_and_postgres
-from infra.testing.wait import wait_until
 
 CONFIG = Path("infra/prometheus/alertmanager.yml")
 

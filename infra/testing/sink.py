@@ -3,7 +3,7 @@ and probes of its offsets and metrics.
 
 Why: the sink's integration tests (happy path, crash/restart, database outage, health,
 refused rows) and its benchmark need the same pieces; every wait polls against a
-deadline (infra.testing.wait) and says what it saw when it gives up.
+deadline (infra.components.wait) and says what it saw when it gives up.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from infra.components.kafka import KafkaBroker
 from infra.components.kafka_io import committed_offsets, end_offsets
 from infra.components.postgres import PostgresServer
 from infra.components.process import free_port
-from infra.testing.wait import wait_until
+from infra.components.wait import wait_until
 from libs.schemas.topics import ALERTS_DLQ_TOPIC, ALERTS_TOPIC
 
 TOPIC = ALERTS_TOPIC

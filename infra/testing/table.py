@@ -1,11 +1,13 @@
 """Read the alerts table and compare it with the alerts it must hold, column for column.
 
-Why: every sink test ends with "the table holds exactly these alerts"; the check reads
-every row and, when it fails, says how many rows are missing, extra or different.
+Why: every sink and end-to-end test ends with "the table holds exactly these alerts"; the
+check reads every row and, when it fails, says how many rows are missing, extra or
+different. keyed_diff is that comparison for any keyed result (a table, a peer's output).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg2
@@ -35,21 +37,22 @@ def read_table(dsn: str, table: str = "alerts") -> dict[Key, dict[str, Any]]:
     return {(r["user_id"], r["window_start"]): r for r in rows}
 
 
-def table_diff(rows: dict[Key, dict[str, Any]], expected: dict[Key, Alert]) -> str:
-    """'' when the table holds exactly `expected` (every column), else a short description."""
-    missing = expected.keys() - rows.keys()
-    extra = rows.keys() - expected.keys()
-    wrong = [k for k in expected.keys() & rows.keys() if rows[k] != alert_to_row(expected[k])]
+def keyed_diff(expected: Mapping[Any, Any], actual: Mapping[Any, Any], shown: int = 3) -> str:
+    """'' when both hold the same keys with equal values, else how many keys are missing,
+    unexpected and different, with the first few of each."""
+    missing = sorted(expected.keys() - actual.keys())
+    extra = sorted(actual.keys() - expected.keys())
+    wrong = sorted(k for k in expected.keys() & actual.keys() if expected[k] != actual[k])
     if not (missing or extra or wrong):
         return ""
-    sample = wrong[:1]
+    examples = "; ".join(f"{k}: {actual[k]} != expected {expected[k]}" for k in wrong[:shown])
     return (
-        f"{len(rows)} rows, {len(expected)} expected: {len(missing)} missing, {len(extra)} "
-        f"unexpected, {len(wrong)} differ"
-        + (
-            f" (e.g. {sample[0]}: version {rows[sample[0]]['version']} != "
-            f"{expected[sample[0]].version})"
-            if sample
-            else ""
-        )
+        f"{len(actual)} present, {len(expected)} expected: {len(missing)} missing "
+        f"{missing[:shown]}, {len(extra)} unexpected {extra[:shown]}, {len(wrong)} differ"
+        + (f" ({examples})" if examples else "")
     )
+
+
+def table_diff(rows: dict[Key, dict[str, Any]], expected: dict[Key, Alert]) -> str:
+    """'' when the table holds exactly `expected` (every column), else a short description."""
+    return keyed_diff({k: alert_to_row(a) for k, a in expected.items()}, rows, shown=1)

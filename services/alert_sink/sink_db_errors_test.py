@@ -17,10 +17,10 @@ import threading
 import pytest
 
 from infra.components.kafka_io import produce, read_records
+from infra.components.wait import wait_until
 from infra.testing.alerts import alert_stream, stream_alert
 from infra.testing.sink import DLQ_TOPIC, TOPIC, kafka_and_postgres, offsets
 from infra.testing.table import read_table, table_diff
-from infra.testing.wait import wait_until
 from libs.cli.service import Shutdown
 from libs.schemas.alert import parse_alert
 from services.alert_sink.config import parse_config

@@ -12,10 +12,10 @@ import urllib.request
 import pytest
 
 from infra.components.kafka_io import produce
+from infra.components.wait import wait_until
 from infra.testing.alerts import alert_stream
 from infra.testing.sink import TOPIC, SinkProcess, kafka_and_postgres, stop_postgres_fast
 from infra.testing.table import read_table, table_diff
-from infra.testing.wait import wait_until
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import subprocess
 import pytest
 
 from infra.components.kafka_io import produce, read_records
+from infra.components.wait import wait_until
 from infra.testing.alerts import alert_stream, bad_alert_records
 from infra.testing.sink import DLQ_TOPIC, TOPIC, SinkProcess, kafka_and_postgres, offsets
 from infra.testing.table import read_table, table_diff
-from infra.testing.wait import wait_until
 
 
 @pytest.fixture(scope="module")

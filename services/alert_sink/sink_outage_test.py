@@ -10,6 +10,7 @@ import time
 import pytest
 
 from infra.components.kafka_io import group_members, produce
+from infra.components.wait import wait_until
 from infra.testing.alerts import alert_stream
 from infra.testing.sink import (
     GROUP,
@@ -20,7 +21,6 @@ from infra.testing.sink import (
     stop_postgres_fast,
 )
 from infra.testing.table import read_table, table_diff
-from infra.testing.wait import wait_until
 
 
 @pytest.fixture(scope="module")

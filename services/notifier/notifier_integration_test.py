@@ -31,10 +31,10 @@ from confluent_kafka import Producer
 
 from infra.components.kafka_io import produce, read_records
 from infra.components.process import free_port
+from infra.components.wait import wait_until
 from infra.components.webhook_receiver import Received, WebhookReceiver
 from infra.testing.alerts import alert_stream, sample_alert, stream_alert
 from infra.testing.sink import start_kafka, start_postgres
-from infra.testing.wait import wait_until
 from libs.schemas.alert import Alert, alert_to_json
 from libs.schemas.codec import format_timestamp
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from infra.components.alertmanager import render_config
 from infra.components.kafka_io import produce
+from infra.components.wait import wait_until
 from infra.components.webhook_receiver import WebhookReceiver
 from infra.prometheus.rules import alertmanager_config, rule_files
 from infra.stack import Ports, Stack
 from infra.testing.alerts import stream_alert
-from infra.testing.wait import wait_until
 from libs.schemas.alert import alert_to_json
 from libs.schemas.topics import ALERTS_TOPIC
 

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.components.kafka import KafkaBroker
 from infra.components.process import free_port
-from infra.testing.wait import wait_until
+from infra.components.wait import wait_until
 from libs.schemas.transaction import parse_transaction
 from services.producer.generator import PATTERNS, GeneratorConfig, generate
 
@@ -99,15 +99,17 @@ def consume(bootstrap: str, topic: str, at_least: int, timeout: float = 60) -> l
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     messages: list[Message] = []
-    deadline = time.monotonic() + timeout
+
+    def read_enough() -> bool:
+        for msg in consumer.consume(1000, timeout=0.5):
+            assert msg.error() is None, msg.error()
+            messages.append(msg)
+        return len(messages) >= at_least
+
     try:
-        while len(messages) < at_least and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, timeout=0.5):
-                assert msg.error() is None, msg.error()
-                messages.append(msg)
+        wait_until(read_enough, timeout, f"{at_least} read", lambda: f"read {len(messages)}")
     finally:
         consumer.close()
-    assert len(messages) >= at_least, f"read {len(messages)} of {at_least} within {timeout} s"
     return messages
 
 

@@ -23,6 +23,7 @@ The raw consumer computes nothing: it shows the transport limit (no latency row)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -38,6 +39,7 @@ from infra.bench.peers.engines import ENGINES
 from infra.bench.peers.measure import final_alerts, percentile
 from infra.bench.peers.session import Phase, Session, records, shifted
 from infra.components.kafka_io import end_offsets
+from infra.components.wait import wait_until
 from infra.stack import DetectorSettings, Ports, Stack
 from libs.cli.flags import flag, non_negative_int, positive_float
 from services.producer.generator import GeneratorConfig, generate
@@ -118,9 +120,8 @@ def run_rate(session: Session, rate: float, args: argparse.Namespace) -> dict:
         ["--rate", str(rate), "--duration", str(total), "--seed", str(args.seed),
          "--topic", topic, "--log-level", "WARNING"],
     )  # fmt: skip
-    deadline = time.monotonic() + total + 120
-    while proc.running and time.monotonic() < deadline:
-        time.sleep(0.5)  # polling the producer's exit, with a deadline
+    with contextlib.suppress(TimeoutError):  # a late producer is stopped, not waited for
+        wait_until(lambda: not proc.running, total + 120, "the producer finished")
     session.stack.stop_service("producer")
     phase = session.end(phase, cpu0, args.drain_timeout)
     phase.records = sum(end_offsets(session.stack.bootstrap, topic).values()) - before

@@ -18,6 +18,7 @@ from infra.bench.peers.measure import final_alerts
 from infra.bench.peers.session import Session, records
 from infra.e2e import harness
 from infra.stack import Ports, Stack
+from infra.testing.table import keyed_diff
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +50,6 @@ def stream():
     return txns + again, expected
 
 
-def diff(expected: dict, actual: dict) -> str:
-    missing = sorted(set(expected) - set(actual))[:5]
-    extra = sorted(set(actual) - set(expected))[:5]
-    changed = [
-        (k, expected[k], actual[k]) for k in expected if k in actual and expected[k] != actual[k]
-    ]
-    return (
-        f"{len(expected)} expected, {len(actual)} emitted; missing {missing}; "
-        f"unexpected {extra}; different {changed[:5]}"
-    )
-
-
 @pytest.mark.parametrize("name", ["flink", "quix"])
 def test_peer_alerts_equal_the_reference(stack, name):
     session = Session(stack, ENGINES[name], stack.base_dir / name)
@@ -71,7 +60,7 @@ def test_peer_alerts_equal_the_reference(stack, name):
         session.send(records(txns))
         assert session.reader is not None
         took = session.reader.wait_for(lambda alerts: final_alerts(alerts) == expected, timeout=300)
-        assert took is not None, diff(expected, final_alerts(session.reader.snapshot()))
+        assert took is not None, keyed_diff(expected, final_alerts(session.reader.snapshot()))
     finally:
         session.close()
 
