@@ -180,8 +180,18 @@ class Stack:
 
     @property
     def dsn(self) -> str:
+        """The superuser's DSN (tests and the local profile read and check tables with it)."""
         assert self.postgres is not None
         return self.postgres.dsn
+
+    def _database_env(self, name: str) -> dict[str, str]:
+        """The sink and the notifier connect as their own roles (postgres_setup.py)."""
+        assert self.postgres is not None
+        roles = {"alert_sink": self.postgres.roles.sink, "notifier": self.postgres.roles.notifier}
+        if name not in roles:
+            return {}
+        role = roles[name]
+        return {"FRAUD_POSTGRES_DSN": self.postgres.role_dsn(role), "PGPASSWORD": role.password}
 
     def metrics_port(self, service: str) -> int:
         return {
@@ -340,7 +350,7 @@ class Stack:
         self, name: str, args: list[str] | None = None, env: Mapping[str, str] | None = None
     ) -> ManagedProcess:
         """Start one service binary (a restart reuses its checkpoint/offsets)."""
-        defaults = self.detector.env() if name == "detector" else {}
+        defaults = self.detector.env() if name == "detector" else self._database_env(name)
         defaults |= self.kafka_security_env(name)
         service_env = self._service_env({**defaults, **(env or {})})
         if name in self.containers:

@@ -77,7 +77,8 @@ class PrometheusServer:
                 f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
                 f"--storage.tsdb.retention.time={self.retention}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
-                "--web.enable-lifecycle",
+                # No --web.enable-lifecycle: POST /-/quit or /-/reload would be open to
+                # every local user; a new config means a restart.
             ],
             self.data_dir / "prometheus.log",
         )

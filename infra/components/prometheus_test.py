@@ -1,7 +1,10 @@
-"""The pinned Prometheus scrapes a prometheus-client exporter and answers PromQL."""
+"""The pinned Prometheus scrapes a prometheus-client exporter and answers PromQL, and has
+no lifecycle API (POST /-/quit and /-/reload are refused)."""
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -40,6 +43,12 @@ def test_scrapes_exporter_and_answers_queries(tmp_path, exporter):
         assert values == {"good": 7.0, "bad": 2.0}
         assert set(prom.targets_up().values()) == {"up"}
         assert float(prom.query('up{job="exporter"}')[0]["value"][1]) == 1.0
+        for action in ("quit", "reload"):
+            request = urllib.request.Request(f"{prom.url}/-/{action}", method="POST")
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(request, timeout=5)
+            assert info.value.code == 403, action  # "Lifecycle API is not enabled."
+        assert prom.process.popen.poll() is None and prom.targets_up()  # still serving
     finally:
         prom.stop()
 

@@ -301,8 +301,8 @@ def print_urls(env: dict[str, str], grafana: bool) -> None:
     lines = [
         f"Kafka        localhost:{port('KAFKA_PORT', '9092')}",
         f"PostgreSQL   psql 'host=localhost port={port('POSTGRES_PORT', '5432')} "
-        f"dbname={port('POSTGRES_DB', 'fraud')} user={port('POSTGRES_USER', 'fraud')}'"
-        "  (password: the env file's POSTGRES_PASSWORD)",
+        f"dbname={port('POSTGRES_DB', 'fraud')} user=fraud_owner'"
+        "  (password: the env file's POSTGRES_OWNER_PASSWORD)",
         f"Prometheus   http://localhost:{port('PROMETHEUS_PORT', '9090')}",
         f"Alertmanager http://localhost:{port('ALERTMANAGER_PORT', '9093')}",
         f"Spark master http://localhost:{port('SPARK_MASTER_UI_PORT', '8080')}",

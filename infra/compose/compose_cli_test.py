@@ -47,3 +47,54 @@ def test_the_detector_and_the_worker_share_the_checkpoint_volume() -> None:
     services = compose_cli.active_services(COMPOSE, set())
     assert "checkpoints:/var/lib/fraud" in services["detector"]["volumes"]
     assert "checkpoints:/var/lib/fraud" in services["spark-worker"]["volumes"]
+
+
+# --- exposure and least privilege (docs/security.md) ------------------------------------
+
+LOCAL_ENV = compose_cli.workspace_file("infra/compose/local.env")
+
+
+def _all_services() -> dict[str, dict]:
+    return compose_cli.active_services(COMPOSE, {"grafana"})
+
+
+def test_every_published_port_binds_the_bind_address_loopback_by_default() -> None:
+    published = {name: spec["ports"] for name, spec in _all_services().items() if "ports" in spec}
+    assert {"kafka", "postgres", "prometheus", "spark-master"} <= set(published)
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("${FRAUD_BIND_ADDRESS:-127.0.0.1}:"), (name, port)
+    assert "FRAUD_BIND_ADDRESS=127.0.0.1\n" in LOCAL_ENV.read_text()
+
+
+def test_spark_uis_cannot_kill() -> None:
+    services = _all_services()
+    assert services["spark-master"]["environment"]["SPARK_MASTER_OPTS"] == (
+        "-Dspark.ui.killEnabled=false"
+    )
+    assert services["spark-worker"]["environment"]["SPARK_WORKER_OPTS"] == (
+        "-Dspark.ui.killEnabled=false"
+    )
+
+
+def test_services_use_their_own_database_roles_and_passwords() -> None:
+    services = _all_services()
+    for service, role, password in (
+        ("alert-sink", "fraud_sink", "POSTGRES_SINK_PASSWORD"),
+        ("notifier", "fraud_notifier", "POSTGRES_NOTIFIER_PASSWORD"),
+    ):
+        env = services[service]["environment"]
+        assert env["FRAUD_POSTGRES_DSN"].endswith(f" user={role}"), service
+        assert "password" not in env["FRAUD_POSTGRES_DSN"]
+        assert env["PGPASSWORD"] == f"${{{password}}}", service
+    postgres = services["postgres"]["environment"]
+    assert "POSTGRES_PASSWORD" not in postgres and "POSTGRES_USER" not in postgres
+    text = COMPOSE.read_text()
+    assert "local-only" not in text  # defaults live in the local env file only
+    env_file = dict(
+        line.split("=", 1) for line in LOCAL_ENV.read_text().splitlines()
+        if line and not line.startswith("#")
+    )  # fmt: skip
+    for name in ("POSTGRES_OWNER_PASSWORD", "POSTGRES_SINK_PASSWORD", "POSTGRES_NOTIFIER_PASSWORD"):
+        assert f"${{{name}:?" in text and env_file[name], name
+    assert len({env_file[n] for n in env_file if n.endswith("_PASSWORD")}) == 4  # all differ

@@ -73,7 +73,7 @@ class Stack:
         e = self.env
         return (
             f"host=127.0.0.1 port={e['POSTGRES_PORT']} dbname={e['POSTGRES_DB']} "
-            f"user={e['POSTGRES_USER']} password={e['POSTGRES_PASSWORD']}"
+            f"user=fraud_owner password={e['POSTGRES_OWNER_PASSWORD']}"
         )
 
     def container(self, service: str) -> str:
@@ -118,8 +118,9 @@ def stack(tmp_path_factory):
     """The stack on free ports, its own project name and a random password."""
     env = {name: str(free_port()) for name in PORTS}
     env |= {
-        "POSTGRES_USER": "fraud",
-        "POSTGRES_PASSWORD": secrets.token_urlsafe(12),
+        "POSTGRES_OWNER_PASSWORD": secrets.token_urlsafe(12),
+        "POSTGRES_SINK_PASSWORD": secrets.token_urlsafe(12),
+        "POSTGRES_NOTIFIER_PASSWORD": secrets.token_urlsafe(12),
         "POSTGRES_DB": "fraud",
         "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(12),
         "PRODUCER_RATE": str(RATE),

@@ -2,7 +2,9 @@
 
 Why: a few settings must always agree: UTC session time (window boundaries are UTC), the
 Python workers running the driver's interpreter (PySpark refuses a different minor version,
-and `python3` on PATH is often another one), loopback binding for local masters.
+and `python3` on PATH is often another one), loopback binding for local masters, and a UI
+that cannot kill jobs or stages (`spark.ui.killEnabled=false`: anyone who reaches the UI
+could otherwise stop the detector's query).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def session(
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     settings = {
         "spark.ui.enabled": "true" if ui else "false",
+        "spark.ui.killEnabled": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
         "spark.pyspark.python": sys.executable,

@@ -3,8 +3,11 @@ flag and a `FRAUD_SINK_<FIELD>` variable; KAFKA_BOOTSTRAP_SERVERS, FRAUD_POSTGRE
 FRAUD_LOG_LEVEL are the shared names).
 
 Why: every setting can come from the command line or the environment (compose, k8s), and
---help names each variable. The database password has no setting on purpose: libpq reads
-it from PGPASSWORD or a passfile, so it never shows in a process list or a default.
+--help names each variable. The database password is never a flag or in the DSN's default:
+it comes from --postgres-password-file (a mounted secret, read at every connect, so a
+rotated password needs no restart), PGPASSWORD, or a libpq passfile; none is logged.
+The sink connects as the `fraud_sink` role (infra/components/postgres_setup.py), which may
+only SELECT/INSERT/UPDATE the alerts table: the table is made by that setup step, not here.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from libs.schemas.topics import ALERTS_DLQ_TOPIC, ALERTS_TOPIC
 from services.alert_sink.backoff import Backoff
 
 SERVICE = "SINK"
-DEFAULT_DSN = "host=localhost port=5432 dbname=fraud user=postgres"
+DEFAULT_DSN = "host=localhost port=5432 dbname=fraud user=fraud_sink"
+SSLMODES = ("", "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 DESCRIPTION = (
     "Consume Alert JSON from Kafka and upsert it into PostgreSQL. The database password "
-    "comes only from the environment (PGPASSWORD) or a libpq passfile (PGPASSFILE, ~/.pgpass)."
+    "comes only from --postgres-password-file, the environment (PGPASSWORD) or a libpq "
+    "passfile (PGPASSFILE, ~/.pgpass)."
 )
 
 _KAFKA, _DB, _BATCHING, _OPS = "Kafka", "PostgreSQL", "batching and retries", "operations"
@@ -82,7 +87,30 @@ class Config:
         group=_DB,
         help="libpq connection string; no password here (PGPASSWORD or a passfile).",
     )
-    table: str = setting("alerts", group=_DB, help="Alerts table, created if missing.")
+    postgres_password_file: str = setting(
+        "",
+        group=_DB,
+        help="File holding the database password (one line), read at every connect; "
+        "empty: PGPASSWORD or a libpq passfile.",
+    )
+    postgres_sslmode: str = setting(
+        "",
+        choices=SSLMODES,
+        group=_DB,
+        help="libpq sslmode, over the DSN's: verify-full (with --postgres-ca-file) checks "
+        "the server's certificate and host name; empty: the DSN's or libpq's (prefer).",
+    )
+    postgres_ca_file: str = setting(
+        "",
+        group=_DB,
+        help="CA certificate(s) (PEM) the server's certificate must chain to (libpq "
+        "sslrootcert); empty: the DSN's or ~/.postgresql/root.crt.",
+    )
+    table: str = setting(
+        "alerts",
+        group=_DB,
+        help="Alerts table; it must exist (the database setup step creates it).",
+    )
     batch_size: int = setting(
         500, type=positive_int, group=_BATCHING, help="Most messages per database transaction."
     )
@@ -106,12 +134,21 @@ class Config:
     def __post_init__(self) -> None:
         _ = self.retry  # Backoff checks initial <= maximum
         alerts_ddl(self.table)  # the table name is spliced into SQL: check it now
+        if self.postgres_sslmode in ("verify-ca", "verify-full") and not self.postgres_ca_file:
+            # libpq would fall back to ~/.postgresql/root.crt: say which CA is trusted
+            raise ValueError(f"--postgres-sslmode={self.postgres_sslmode} needs --postgres-ca-file")
         DlqConfig(self.bootstrap_servers, self.dlq_topic, max_value_bytes=self.dlq_max_bytes)
         if self.max_poll_interval_ms < self.session_timeout_ms:
             raise ValueError(
                 f"--max-poll-interval-ms={self.max_poll_interval_ms} must be >= "
                 f"--session-timeout-ms={self.session_timeout_ms} (a librdkafka rule)"
             )
+
+    @property
+    def postgres_params(self) -> dict[str, str]:
+        """libpq parameters the settings add to (or override in) the DSN."""
+        params = {"sslmode": self.postgres_sslmode, "sslrootcert": self.postgres_ca_file}
+        return {k: v for k, v in params.items() if v}
 
     @property
     def retry(self) -> Backoff:

@@ -13,7 +13,7 @@ def test_defaults():
     assert config.topic == "fraud_alerts"
     assert config.group_id == "fraud-alert-sink"
     assert config.dlq_topic == "fraud_alerts.dlq"
-    assert config.postgres_dsn == "host=localhost port=5432 dbname=fraud user=postgres"
+    assert config.postgres_dsn == "host=localhost port=5432 dbname=fraud user=fraud_sink"
     assert config.table == "alerts"
     assert (config.batch_size, config.batch_timeout_ms) == (500, 200)
     assert (config.retry.initial, config.retry.maximum) == (0.5, 10.0)
@@ -58,9 +58,29 @@ def test_no_password_anywhere_in_defaults_or_help():
         ["--session-timeout-ms", "20000", "--max-poll-interval-ms", "10000"],
         ["--dlq-max-bytes", "1000000"],  # no room left for key and headers
         ["--dlq-timeout-ms", "0"],
+        ["--postgres-sslmode", "verify-full"],  # which CA? not ~/.postgresql by accident
+        ["--postgres-sslmode", "maybe"],
     ],
 )
 def test_bad_values_are_refused(argv, capsys):
     with pytest.raises(SystemExit):
         parse_config(argv, environ={})
     assert "error" in capsys.readouterr().err
+
+
+def test_tls_and_password_file_settings():
+    env = {
+        "FRAUD_SINK_POSTGRES_SSLMODE": "verify-full",
+        "FRAUD_SINK_POSTGRES_CA_FILE": "/run/secrets/pg-ca.crt",
+        "FRAUD_SINK_POSTGRES_PASSWORD_FILE": "/run/secrets/pg-sink-password",
+    }
+    config = parse_config([], environ=env)
+    assert config.postgres_params == {
+        "sslmode": "verify-full",
+        "sslrootcert": "/run/secrets/pg-ca.crt",
+    }
+    assert config.postgres_password_file == "/run/secrets/pg-sink-password"
+    assert parse_config([], environ={}).postgres_params == {}  # the DSN's or libpq's
+    text = " ".join(build_parser({}).format_help().split())
+    for flag in ("--postgres-sslmode", "--postgres-ca-file", "--postgres-password-file"):
+        assert flag in text

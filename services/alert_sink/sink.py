@@ -84,7 +84,12 @@ class Sink:
         self.metrics = metrics
         self.rng = rng
         self.log = bind(log, topic=config.topic, group_id=config.group_id)
-        self.store = AlertStore(config.postgres_dsn, config.table)
+        self.store = AlertStore(
+            config.postgres_dsn,
+            config.table,
+            params=config.postgres_params,
+            password_file=config.postgres_password_file or None,
+        )
         common = {
             "bootstrap.servers": config.bootstrap_servers,
             "error_cb": self._kafka_error,
@@ -127,6 +132,7 @@ class Sink:
             "starting",
             extra={
                 "postgres": safe_dsn(c.postgres_dsn),
+                "postgres_params": c.postgres_params,  # sslmode and CA file, no secret
                 "table": c.table,
                 "bootstrap_servers": c.bootstrap_servers,
                 "dlq_topic": c.dlq_topic,

@@ -11,14 +11,20 @@ rejected so the sink can dead-letter them instead of stalling. Which errors are 
 fault is decided by SQLSTATE (db_errors.py), not by psycopg2's exception class: a 3 KB
 user_id fails with 54000 as an OperationalError, yet it is that row's problem, and the
 server is perfectly up.
+
+The table is not created here: the sink's role (`fraud_sink`) may only SELECT, INSERT and
+UPDATE it, and the database setup step (infra/components/postgres_setup.py) makes it.
+`connect` checks that it exists and says so when it does not (retried: in compose the
+sink may be up before the setup ran).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -117,12 +123,23 @@ def safe_dsn(dsn: str) -> str:
 
 
 class AlertStore:
-    """One connection, (re)opened on demand; any failure closes it so the retry reconnects."""
+    """One connection, (re)opened on demand; any failure closes it so the retry reconnects.
 
-    def __init__(self, dsn: str, table: str = "alerts") -> None:
+    `params`: libpq parameters over the DSN's (sslmode, sslrootcert); `password_file`: read
+    at every connect (so a rotated password is picked up on the next reconnect)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        table: str = "alerts",
+        params: Mapping[str, str] | None = None,
+        password_file: Path | str | None = None,
+    ) -> None:
         self.dsn = dsn
         self.table = table
-        self._ddl = alerts_ddl(table)  # validates the table name up front
+        self.params = dict(params or {})
+        self.password_file = Path(password_file) if password_file else None
+        alerts_ddl(table)  # validates the table name up front
         self._many_sql, self._template = upsert_many_sql(table)
         self._one_sql = self._many_sql.replace("VALUES %s", f"VALUES {self._template}")
         self._conn: Any = None
@@ -132,24 +149,41 @@ class AlertStore:
         return self._conn is not None and not self._conn.closed
 
     def connect(self) -> None:
-        """Open the connection (if needed) and create the table if it does not exist."""
+        """Open the connection (if needed) and check that the table exists."""
         if self.connected:
             return
         given = psycopg2.extensions.parse_dsn(self.dsn)
         extra = {k: v for k, v in _CONNECTION_DEFAULTS.items() if k not in given}
+        extra |= self.params
+        try:
+            if self.password_file is not None:
+                extra["password"] = self.password_file.read_text().strip()
+        except OSError as err:
+            raise StoreError("connect", f"cannot read the password file: {err}") from err
         try:
             conn = psycopg2.connect(self.dsn, **extra)
         except psycopg2.Error as err:
             raise StoreError("connect", _first_line(err), sqlstate=err.pgcode) from err
         try:
             with conn.cursor() as cur:
-                cur.execute(self._ddl)
-            conn.commit()
+                cur.execute("SELECT to_regclass(%s)", (self.table,))
+                (found,) = cur.fetchone()
+            conn.rollback()
         except psycopg2.Error as err:
             conn.close()
             # Connected, so the server answered unless the session broke meanwhile.
             answered = classify(err).server_answered
             raise StoreError("connect", _first_line(err), answered, err.pgcode) from err
+        if found is None:
+            conn.close()
+            raise StoreError(
+                "connect",
+                f"table {self.table} does not exist: the database setup step creates it "
+                "(infra/components/postgres_setup.py; the postgres image, //infra:local "
+                "and the tests' PostgresServer run it)",
+                server_answered=True,
+                sqlstate="42P01",
+            )
         self._conn = conn
 
     def ping(self) -> None:

@@ -1,6 +1,7 @@
-"""AlertStore against a real PostgreSQL: the multi-row upsert keeps the highest version,
-reports exactly which rows it wrote, isolates rows the database refuses, and reconnects
-after the server restarts."""
+"""AlertStore against a real PostgreSQL, connected as the sink's least-privilege role
+(password from a file): the multi-row upsert keeps the highest version, reports exactly
+which rows it wrote, isolates rows the database refuses, reconnects after the server
+restarts, and names the setup step when its table is missing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import secrets
 import psycopg2
 import pytest
 
+from infra.components.postgres_setup import LOCAL_ROLES
 from infra.testing.alerts import stream_alert
 from infra.testing.sink import start_postgres, stop_postgres_fast
 from infra.testing.table import read_table, table_diff
@@ -24,10 +26,24 @@ def postgres():
     server.destroy()
 
 
+@pytest.fixture(scope="module")
+def password_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("secrets") / "sink-password"
+    path.write_text(LOCAL_ROLES.sink.password + "\n")
+    return path
+
+
+def sink_store(postgres, table: str, password_file) -> AlertStore:
+    """A store on `table` (made by the setup step) as the sink's role."""
+    postgres.setup((table,))
+    return AlertStore(postgres.role_dsn(LOCAL_ROLES.sink), table, password_file=password_file)
+
+
 @pytest.fixture
-def store(postgres, request):
-    table = f"alerts_{request.node.name.removeprefix('test_')[:40]}"
-    s = AlertStore(postgres.dsn, table)
+def store(postgres, request, password_file):
+    s = sink_store(
+        postgres, f"alerts_{request.node.name.removeprefix('test_')[:40]}", password_file
+    )
     yield s
     s.close()
 
@@ -40,7 +56,7 @@ def test_many_sql_is_the_library_upsert_with_values_list_and_returning():
     ) == alerts_upsert_sql("alerts")
 
 
-def test_creates_table_and_keeps_highest_version(store, postgres):
+def test_keeps_highest_version(store, postgres):
     v1, v2, v3 = (stream_alert("u1", 0, v) for v in (1, 2, 3))
     other = stream_alert("u2", 0, 1)
     first = store.write([v2, other])
@@ -92,8 +108,31 @@ def test_an_error_about_the_server_not_the_row_fails_the_batch(store, postgres):
     assert len(store.write([stream_alert("q1", 0, 2)]).stored) == 1
 
 
-def test_ping_answers_reconnects_and_reports_an_unreachable_server(postgres):
-    store = AlertStore(postgres.dsn, "alerts_ping")
+def test_a_missing_table_is_a_connect_error_naming_the_setup_step(postgres, password_file):
+    store = AlertStore(postgres.role_dsn(LOCAL_ROLES.sink), "alerts_never_set_up",
+                       password_file=password_file)  # fmt: skip
+    with pytest.raises(StoreError) as info:
+        store.write([stream_alert("m1", 0, 1)])
+    assert (info.value.kind, info.value.sqlstate) == ("connect", "42P01")
+    assert "table alerts_never_set_up does not exist" in str(info.value)
+    assert "postgres_setup" in str(info.value) and not store.connected
+
+
+def test_a_wrong_password_file_is_refused(postgres, tmp_path):
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-password\n")
+    store = AlertStore(postgres.role_dsn(LOCAL_ROLES.sink), "alerts", password_file=wrong)
+    with pytest.raises(StoreError) as info:
+        store.ping()
+    assert info.value.kind == "connect"
+    assert "password authentication failed" in str(info.value)
+    missing = AlertStore(postgres.dsn, "alerts", password_file=tmp_path / "absent")
+    with pytest.raises(StoreError, match="cannot read the password file"):
+        missing.ping()
+
+
+def test_ping_answers_reconnects_and_reports_an_unreachable_server(postgres, password_file):
+    store = sink_store(postgres, "alerts_ping", password_file)
     store.ping()
     assert store.connected
     with psycopg2.connect(postgres.dsn) as conn, conn.cursor() as cur:

@@ -60,9 +60,11 @@ class Config:
     )
     kafka: KafkaSecurity = section(KafkaSecurity, KAFKA_SECURITY)
     postgres_dsn: str = setting(
-        "host=localhost port=5432 dbname=fraud user=postgres",
+        "host=localhost port=5432 dbname=fraud user=fraud_notifier",
         group=_DB,
-        help="libpq connection string for the notifier's tables; no password here.",
+        help="libpq connection string for the notifier's tables (the fraud_notifier role); "
+        "no password here (PGPASSWORD or a passfile); TLS: sslmode=verify-full "
+        "sslrootcert=CA-FILE.",
     )
     metrics_port: int = setting(
         8004, type=non_negative_int, group=_OPS, help="Prometheus metrics port (0: none)."

@@ -7,7 +7,8 @@ message" must be one atomic step, or a crash between them either loses a notific
 keyed by (destination, user_id, window_start): one row per alert key and destination,
 whose `score` only rises, so each key is notified once and again only when its score
 grows. A row is `pending` until the destination accepted it, then `sent`; `dead` after
-the last retry (and dead-lettered).
+the last retry (and dead-lettered). The tables are made by the database setup step; the
+notifier checks at start-up that they exist.
 """
 
 from __future__ import annotations
@@ -21,34 +22,9 @@ import psycopg2
 
 from services.notifier.messages import Pending, alert_json, alert_of_json
 
-DDL = """
-CREATE TABLE IF NOT EXISTS notifications (
-    destination     text        NOT NULL,
-    user_id         text        NOT NULL,
-    window_start    timestamptz NOT NULL,
-    score           integer     NOT NULL,
-    alert           jsonb       NOT NULL,
-    status          text        NOT NULL DEFAULT 'pending',
-    attempts        integer     NOT NULL DEFAULT 0,
-    next_attempt_at timestamptz NOT NULL DEFAULT now(),
-    last_error      text,
-    via             text,
-    source_partition integer    NOT NULL,
-    source_offset   bigint      NOT NULL,
-    recorded_at     timestamptz NOT NULL DEFAULT now(),
-    sent_at         timestamptz,
-    PRIMARY KEY (destination, user_id, window_start)
-);
-CREATE INDEX IF NOT EXISTS notifications_due
-    ON notifications (destination, next_attempt_at) WHERE status = 'pending';
-CREATE TABLE IF NOT EXISTS notifier_offsets (
-    group_id    text    NOT NULL,
-    topic       text    NOT NULL,
-    partition   integer NOT NULL,
-    next_offset bigint  NOT NULL,
-    PRIMARY KEY (group_id, topic, partition)
-);
-"""
+# Made by the database setup step (infra/components/postgres_setup.py, NOTIFIER_DDL),
+# not here: the notifier's role (`fraud_notifier`) may only SELECT, INSERT and UPDATE them.
+TABLES = ("notifications", "notifier_offsets")
 
 _RECORD = """
 INSERT INTO notifications
@@ -75,8 +51,15 @@ class Outbox:
         self.dsn, self.group_id = dsn, group_id
         self.conn = psycopg2.connect(dsn)
         with self.conn, self.conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(7411)")  # two notifiers racing the DDL
-            cur.execute(DDL)
+            cur.execute("SELECT " + ", ".join(["to_regclass(%s)"] * len(TABLES)), TABLES)
+            missing = [t for t, oid in zip(TABLES, cur.fetchone(), strict=True) if oid is None]
+        if missing:
+            self.conn.close()
+            raise RuntimeError(
+                f"table(s) {', '.join(missing)} do not exist: the database setup step creates "
+                "them (infra/components/postgres_setup.py; the postgres image, //infra:local "
+                "and the tests' PostgresServer run it)"
+            )
 
     def offsets(self, topic: str) -> dict[int, int]:
         with self.conn, self.conn.cursor() as cur:
