@@ -81,6 +81,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     switch(
         parser,
+        "--secure",
+        env="FRAUD_LOCAL_SECURE",
+        help="Kafka over SASL_SSL with SCRAM-SHA-512 and ACLs, one principal per service "
+        "(CA, certificates and passwords generated under BASE_DIR/kafka-secrets)",
+    )
+    switch(
+        parser,
         "--any-ports",
         env="FRAUD_LOCAL_ANY_PORTS",
         help="pick free ports instead of the defaults (9092, 5432, 9090, 9093, 8000-8004)",
@@ -135,6 +142,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="do not run the quality monitor (saves a core at high rates)",
     )
     return parser.parse_args(argv)
+
+
+def _secure_note(stack: Stack) -> str:
+    """Where a secure stack's credentials are (the passwords themselves are never shown)."""
+    if stack.pki is None or stack.kafka is None:
+        return ""
+    return (
+        f"\n               SASL_SSL/SCRAM-SHA-512, ACLs; CA, certificates and passwords in "
+        f"{stack.pki.directory}; admin (mutual TLS) at {stack.kafka.ssl_bootstrap}"
+    )
 
 
 def add_restart_flags(parser: argparse.ArgumentParser) -> None:
@@ -383,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         rule_files=rules,
         alertmanager_config=routing,
         notifier=bool(args.notifier_destinations),
+        secure=args.secure,
     )
     if not args.keep_data:
         stack.wipe()
@@ -422,10 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     prometheus = stack.prometheus.url if stack.prometheus else "-"
     alertmanager = stack.alertmanager.url if stack.alertmanager else "-"
     rule_names = ", ".join(r.name for r in rules)
+    secure = _secure_note(stack)
     print(
         f"""
 fraud pipeline running (logs: {args.base_dir / "logs"})
-  Kafka        {stack.bootstrap}   topics: transactions, fraud_alerts, transactions.dlq
+  Kafka        {stack.bootstrap}   topics: transactions, fraud_alerts, transactions.dlq{secure}
   PostgreSQL   psql "{stack.dsn}" -c 'select * from alerts order by window_start desc limit 10'
   Prometheus   {prometheus}   rules {rule_names} (alerts: {prometheus}/alerts)
   Alertmanager {alertmanager}   posts to {args.alert_webhook}/alerts/<severity>
@@ -453,7 +472,7 @@ fraud pipeline running (logs: {args.base_dir / "logs"})
 
     print("stopping the producer and draining the pipeline ...", flush=True)
     stack.stop_service("producer")
-    produced = sum(end_offsets(stack.bootstrap, "transactions").values())
+    produced = sum(end_offsets(stack.bootstrap, "transactions", client=stack.kafka_client).values())
     if status == 0:
         try:
 

@@ -22,6 +22,9 @@ from pathlib import Path
 from infra.components import podman
 from infra.components.alertmanager import AlertmanagerServer
 from infra.components.kafka import KafkaBroker
+from infra.components.kafka_certs import KafkaPki
+from infra.components.kafka_setup import PIPELINE_ACCESS
+from infra.components.kafka_setup import setup as kafka_setup
 from infra.components.metrics_scrape import scrape, total
 from infra.components.postgres import PostgresServer
 from infra.components.process import (
@@ -52,6 +55,15 @@ SERVICES = {
     "detector": "services/detector/detector",
     "alert_sink": "services/alert_sink/alert_sink",
     "quality": "services/quality/quality",
+}
+# Each service's Kafka principal (infra/components/kafka_setup.py) and the prefix of its
+# variables, for a secure stack: every service gets its own user and password file.
+KAFKA_PRINCIPALS = {
+    "producer": ("producer", "FRAUD_PRODUCER"),
+    "detector": ("detector", "FRAUD_DETECTOR"),
+    "alert_sink": ("sink", "FRAUD_SINK"),
+    "quality": ("quality", "FRAUD_QUALITY"),
+    "notifier": ("notifier", "FRAUD_NOTIFIER"),
 }
 # Started only when asked (they need configuration the pipeline itself does not): the
 # fraud-alert notifier needs a destinations file (services/notifier).
@@ -155,6 +167,10 @@ class Stack:
     # Services run from their images under podman instead (service -> image ID).
     containers: dict[str, str] = field(default_factory=dict)
     supervisor: Supervisor | None = None
+    # Secure Kafka: SASL_SSL + SCRAM-SHA-512 and ACLs, one principal per service, a CA and
+    # passwords generated under base_dir/kafka-secrets (kept across restarts of the stack).
+    secure: bool = False
+    pki: KafkaPki | None = None
     # How each service was started (args, env), so a restart starts it the same way.
     _launches: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
 
@@ -196,10 +212,18 @@ class Stack:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.base_dir, 0o755)  # PostgreSQL may run as `nobody` beneath it
         took = {}
-        self.kafka = KafkaBroker(data_dir=self.base_dir / "kafka", port=self.ports.kafka)
+        if self.secure:
+            self.pki = KafkaPki.create(self.base_dir / "kafka-secrets", PIPELINE_ACCESS)
+        self.kafka = KafkaBroker(
+            data_dir=self.base_dir / "kafka", port=self.ports.kafka, pki=self.pki
+        )
         took["kafka"] = self.kafka.start()
         self._write_pid("kafka", self.kafka.process)
-        self.kafka.create_topics({t: (self.partitions if n > 1 else 1) for t, n in TOPICS.items()})
+        topics = {t: (self.partitions if n > 1 else 1) for t, n in TOPICS.items()}
+        if self.pki is not None:  # users, topics and ACLs in one idempotent step
+            kafka_setup(self.kafka.admin_config(), self.pki.passwords(), topics)
+        else:
+            self.kafka.create_topics(topics)
         self.postgres = PostgresServer(
             data_dir=self.base_dir / "postgres", port=self.ports.postgres
         )
@@ -289,6 +313,27 @@ class Stack:
 
     # --- services ---------------------------------------------------------------------
 
+    @property
+    def kafka_client(self) -> dict[str, str]:
+        """librdkafka settings for the tests' and tools' own clients (kafka_io's `client`):
+        a super user's on a secure stack, nothing otherwise."""
+        if self.kafka is None or self.pki is None:
+            return {}
+        return self.kafka.admin_config()
+
+    def kafka_security_env(self, name: str) -> dict[str, str]:
+        """Service `name`'s own principal on a secure stack (its FRAUD_<SERVICE>_KAFKA_*
+        variables; the password as a file, never a value)."""
+        if self.pki is None or name not in KAFKA_PRINCIPALS:
+            return {}
+        principal, prefix = KAFKA_PRINCIPALS[name]
+        return {
+            f"{prefix}_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            f"{prefix}_KAFKA_SASL_USERNAME": principal,
+            f"{prefix}_KAFKA_PASSWORD_FILE": str(self.pki.password_file(principal)),
+            f"{prefix}_KAFKA_CA_FILE": str(self.pki.ca_file),
+        }
+
     def _service_env(self, extra: Mapping[str, str]) -> dict[str, str]:
         env = dict(os.environ)
         env |= {
@@ -306,6 +351,7 @@ class Stack:
     ) -> ManagedProcess:
         """Start one service binary (a restart reuses its checkpoint/offsets)."""
         defaults = self.detector.env() if name == "detector" else self._database_env(name)
+        defaults |= self.kafka_security_env(name)
         service_env = self._service_env({**defaults, **(env or {})})
         if name in self.containers:
             argv = self._container_argv(name, service_env, args or [])

@@ -92,6 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     DetectorSettings.add_flags(parser)
     switch(parser, "--quality", env="FRAUD_BENCH_QUALITY", help="also run the quality monitor")
+    switch(
+        parser,
+        "--secure",
+        env="FRAUD_BENCH_SECURE",
+        help="Kafka over SASL_SSL/SCRAM-SHA-512 with ACLs, one principal per service (compare "
+        "with a run without it for the cost of TLS + SCRAM)",
+    )
     flag(
         parser,
         "--log-level",
@@ -103,11 +110,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sample(scraper: Scraper, t: float, bootstrap: str) -> Sample:
+def sample(scraper: Scraper, t: float, bootstrap: str, client: dict | None = None) -> Sample:
     d, s, p = (scraper.get(name) for name in ("detector", "alert_sink", "producer"))
     detector_rows = total(d, "fraud_detector_input_rows_total", query="alerts")
     try:  # records on the topic that the detector has not finished a batch with
-        lag = max(0.0, sum(end_offsets(bootstrap, "transactions").values()) - detector_rows)
+        ends = end_offsets(bootstrap, "transactions", client=client)
+        lag = max(0.0, sum(ends.values()) - detector_rows)
     except Exception:
         lag = total(d, "fraud_detector_consumer_lag", query="alerts")
     return Sample(
@@ -170,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         partitions=args.partitions,
         detector=DetectorSettings.from_args(args),
         service_env={"FRAUD_LOG_LEVEL": args.log_level},
+        secure=args.secure,
     )
     try:
         stack.start_infrastructure(prometheus=False)
@@ -181,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         stack.wait_metrics("alert_sink", timeout=60)
         print(
             f"bench: {args.rate:,.0f} tx/s for {args.duration:.0f} s "
-            f"(master {args.spark_master}, {args.partitions} partitions)",
+            f"(master {args.spark_master}, {args.partitions} partitions"
+            + (", Kafka SASL_SSL/SCRAM)" if args.secure else ")"),
             flush=True,
         )
         stack.start_service(
@@ -190,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.wait_metrics("producer", timeout=60)
         scraper = Scraper({n: stack.metrics_url(n) for n in ("detector", "alert_sink", "producer")})
         started = time.monotonic()
-        samples = [sample(scraper, 0.0, stack.bootstrap)]
+        samples = [sample(scraper, 0.0, stack.bootstrap, stack.kafka_client)]
         print(
             f"{'t(s)':>6} {'produced/s':>11} {'detector/s':>11} {'det lag':>9} "
             f"{'sink/s':>8} {'sink lag':>9} {'batch p50':>9}"
@@ -198,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         steady_sink: dict = {}
         while stack.services["producer"].running:
             time.sleep(args.interval)  # sampling period of a measurement, not a synchronisation
-            samples.append(sample(scraper, time.monotonic() - started, stack.bootstrap))
+            samples.append(
+                sample(scraper, time.monotonic() - started, stack.bootstrap, stack.kafka_client)
+            )
             if not steady_sink and samples[-1].t >= args.warmup:
                 steady_sink = dict(scraper.last.get("alert_sink", {}))
             a, b = samples[-2], samples[-1]
@@ -209,14 +221,17 @@ def main(argv: list[str] | None = None) -> int:
                 f" {b.sink_lag:9,.0f} {p50:>9}",
                 flush=True,
             )
-        produced_total = sum(end_offsets(stack.bootstrap, "transactions").values())
+        produced_total = sum(
+            end_offsets(stack.bootstrap, "transactions", client=stack.kafka_client).values()
+        )
         drain_start = time.monotonic()
         drained_s: float | None
         try:
             wait_until(
                 lambda: (
-                    sample(scraper, 0, stack.bootstrap).detector_rows >= produced_total
-                    and sample(scraper, 0, stack.bootstrap).sink_lag == 0
+                    sample(scraper, 0, stack.bootstrap, stack.kafka_client).detector_rows
+                    >= produced_total
+                    and sample(scraper, 0, stack.bootstrap, stack.kafka_client).sink_lag == 0
                 ),
                 args.drain_timeout,
                 "drain",
@@ -242,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         results = {
             "target_rate": args.rate,
+            "secure": args.secure,
             "duration_s": args.duration,
             "produced": produced_total,
             "sustained_produced_per_s": rate(steady[0], steady[-1], "produced"),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.components import locate
+from infra.components.kafka_certs import ADMIN, BROKER, KafkaPki
 from infra.components.process import (
     ComponentError,
     ManagedProcess,
@@ -53,6 +54,11 @@ class KafkaBroker:
     advertised_port: int = 0  # 0: `port` (a container's published port may differ)
     internal: tuple[str, int] | None = None
     log_path: Path | None = None  # the broker's output (default: data_dir/logs/broker.log)
+    # Secure mode (see `_secure_props`): `port` is a SASL_SSL listener (SCRAM-SHA-512),
+    # `ssl_port` a mutual-TLS one, the controller listener mutual TLS too, and the
+    # StandardAuthorizer refuses whatever no ACL allows. Users and ACLs: kafka_setup.py.
+    pki: KafkaPki | None = None
+    ssl_port: int = 0  # 0: any free port (secure mode only)
     process: ManagedProcess | None = field(default=None, repr=False)
 
     @property
@@ -60,12 +66,27 @@ class KafkaBroker:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def ssl_bootstrap(self) -> str:
+        """The mutual-TLS listener (secure mode)."""
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
     def _admin_bootstrap(self) -> str:
         """Where the broker's own admin calls go: the metadata must name an address that
         works from here, which the advertised one of a published port does not."""
         if self.internal is not None:
             return "{}:{}".format(*self.internal)
+        if self.pki is not None:
+            return self.ssl_bootstrap
         return self.bootstrap
+
+    def admin_config(self) -> dict[str, str]:
+        """librdkafka settings of a super user on this broker (mutual TLS as `admin` in
+        secure mode; plain bootstrap otherwise)."""
+        config = {"bootstrap.servers": self._admin_bootstrap}
+        if self.pki is not None:
+            config |= self.pki.mtls(ADMIN).librdkafka_config()
+        return config
 
     def start(self, timeout: float = 90.0) -> float:
         """Format storage on first start, start the broker, wait until it serves metadata.
@@ -78,6 +99,13 @@ class KafkaBroker:
             ensure_port_free(self.controller_port, "Kafka controller")
         else:
             self.controller_port = free_port()
+        if self.pki is not None:
+            if self.internal is not None:
+                raise ComponentError("a secure broker has no internal listener (yet)")
+            if self.ssl_port:
+                ensure_port_free(self.ssl_port, "Kafka SSL")
+            else:
+                self.ssl_port = free_port()
         java = java_home() / "bin" / "java"
         classpath = ":".join(str(p) for p in locate.kafka_jars())
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +154,7 @@ class KafkaBroker:
         from confluent_kafka.admin import AdminClient
 
         # log_level 3: errors only; librdkafka's notices while the broker starts are noise.
-        admin = AdminClient({"bootstrap.servers": self._admin_bootstrap, "log_level": 3})
+        admin = AdminClient({**self.admin_config(), "log_level": 3})
         return admin.list_topics(timeout=2).brokers != {}
 
     def _write_config(self) -> Path:
@@ -158,6 +186,8 @@ class KafkaBroker:
             props["listeners"] += f",INTERNAL://{self.bind_host}:{port}"
             props["advertised.listeners"] += f",INTERNAL://{host}:{port}"
             props["listener.security.protocol.map"] += ",INTERNAL:PLAINTEXT"
+        if self.pki is not None:
+            props |= self._secure_props()
         path = self.data_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path
@@ -167,7 +197,7 @@ class KafkaBroker:
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic
 
-        admin = AdminClient({"bootstrap.servers": self._admin_bootstrap})
+        admin = AdminClient(self.admin_config())
         existing = set(admin.list_topics(timeout=timeout).topics)
         wanted = [NewTopic(t, num_partitions=n) for t, n in topics.items() if t not in existing]
         if not wanted:
@@ -177,6 +207,35 @@ class KafkaBroker:
                 future.result(timeout)
             except KafkaException as err:
                 raise ComponentError(f"creating topic {topic!r} failed: {err}") from None
+
+    def _secure_props(self) -> dict[str, str]:
+        """SASL_SSL (SCRAM) on `port` for the services, mutual TLS on `ssl_port` for the
+        admin and inter-broker traffic, mutual TLS on the controller listener (the broker
+        is its client, principal `broker`); a certificate's principal is its CN."""
+        assert self.pki is not None
+        adv = self.advertised_host
+        return {
+            "listeners": f"SASL_SSL://{self.bind_host}:{self.port},"
+            f"SSL://{self.bind_host}:{self.ssl_port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"SASL_SSL://{adv}:{self.advertised_port or self.port},"
+            f"SSL://{adv}:{self.ssl_port}",
+            "listener.security.protocol.map": "CONTROLLER:SSL,SASL_SSL:SASL_SSL,SSL:SSL",
+            "inter.broker.listener.name": "SSL",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.pki.keystore_file),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.pki.ca_file),
+            "listener.name.ssl.ssl.client.auth": "required",
+            "listener.name.controller.ssl.client.auth": "required",
+            "ssl.principal.mapping.rules": "RULE:^CN=([A-Za-z0-9._-]+)$/$1/,DEFAULT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common"
+            ".security.scram.ScramLoginModule required;",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN};User:{BROKER}",
+        }
 
     def stop(self) -> None:
         if self.process is not None:

@@ -3,14 +3,17 @@ records, drain a topic with a deadline, read committed/end offsets and group mem
 
 Why: every end-to-end check needs "read everything on this topic until this condition
 holds or the deadline passes", and it should be written once, correctly. This is the
-only copy: test helpers (infra/testing) build on it.
+only copy: test helpers (infra/testing) build on it. Each takes an optional `client`:
+librdkafka settings added to its own (e.g. a secure broker's credentials, see
+libs/kafka/security.py and KafkaBroker.admin_config).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -44,12 +47,14 @@ def produce(
     topic: str,
     records: Iterable[ProduceRecord],
     timeout: float = 60.0,
+    client: Mapping[str, Any] | None = None,
 ) -> int:
     """Produce (key, value[, headers]) records idempotently, in order; returns how many were
     delivered (KafkaException if any was not, within `timeout`)."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5}
-    )
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5,
+         **(client or {})}
+    )  # fmt: skip
     errors: list[str] = []
     delivered = 0
 
@@ -86,7 +91,13 @@ def produce(
 class TopicReader:
     """Reads a topic from the beginning, accumulating records across calls."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str | None = None,
+        client: Mapping[str, Any] | None = None,
+    ) -> None:
         self.topic = topic
         self.records: list[Record] = []
         self._consumer = Consumer(
@@ -95,6 +106,7 @@ class TopicReader:
                 "group.id": group or f"reader-{topic}-{time.monotonic_ns()}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
+                **(client or {}),
             }
         )
         self._consumer.subscribe([topic])
@@ -142,9 +154,13 @@ class TopicReader:
         self._consumer.close()
 
 
-def end_offsets(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+def end_offsets(
+    bootstrap: str, topic: str, timeout: float = 10.0, client: Mapping[str, Any] | None = None
+) -> dict[int, int]:
     """partition -> high watermark."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "offsets-probe"})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "offsets-probe", **(client or {})}
+    )
     try:
         meta = consumer.list_topics(topic, timeout=timeout)
         ends = {}
@@ -156,9 +172,15 @@ def end_offsets(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[int, 
         consumer.close()
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str, timeout: float = 10.0) -> dict:
+def committed_offsets(
+    bootstrap: str,
+    group: str,
+    topic: str,
+    timeout: float = 10.0,
+    client: Mapping[str, Any] | None = None,
+) -> dict:
     """partition -> committed offset of `group` (negative when nothing committed)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **(client or {})})
     try:
         meta = consumer.list_topics(topic, timeout=timeout)
         parts = [TopicPartition(topic, p) for p in meta.topics[topic].partitions]
@@ -167,10 +189,16 @@ def committed_offsets(bootstrap: str, group: str, topic: str, timeout: float = 1
         consumer.close()
 
 
-def read_records(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list[Record]:
+def read_records(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    timeout: float = 60.0,
+    client: Mapping[str, Any] | None = None,
+) -> list[Record]:
     """The first `count` records read from the beginning of `topic` (AssertionError if
     fewer arrive within `timeout`)."""
-    reader = TopicReader(bootstrap, topic)
+    reader = TopicReader(bootstrap, topic, client=client)
     try:
         reader.wait_for(lambda records: len(records) >= count, timeout, f"{count} records")
     finally:
@@ -178,8 +206,10 @@ def read_records(bootstrap: str, topic: str, count: int, timeout: float = 60.0) 
     return reader.records[:count]
 
 
-def group_members(bootstrap: str, group: str, timeout: float = 10.0) -> int:
+def group_members(
+    bootstrap: str, group: str, timeout: float = 10.0, client: Mapping[str, Any] | None = None
+) -> int:
     """How many members consumer group `group` has now."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(client or {})})
     described = admin.describe_consumer_groups([group])[group].result(timeout=timeout)
     return len(described.members)

@@ -20,9 +20,12 @@ from libs.cli.settings import (
     log_level_setting,
     non_negative_int,
     positive_int,
+    section,
     setting,
 )
 from libs.dlq.dlq import DEFAULT_MAX_VALUE_BYTES, DlqConfig
+from libs.kafka.security import GROUP as KAFKA_SECURITY
+from libs.kafka.security import KafkaSecurity
 from libs.schemas.sql import alerts_ddl
 from libs.schemas.topics import ALERTS_DLQ_TOPIC, ALERTS_TOPIC
 from services.alert_sink.backoff import Backoff
@@ -78,6 +81,7 @@ class Config:
         help="Longest gap between polls before the group drops the sink; it polls every "
         "0.5 s even during a database outage.",
     )
+    kafka: KafkaSecurity = section(KafkaSecurity, KAFKA_SECURITY)
     postgres_dsn: str = setting(
         DEFAULT_DSN,
         group=_DB,

@@ -94,6 +94,7 @@ class Sink:
             "bootstrap.servers": config.bootstrap_servers,
             "error_cb": self._kafka_error,
             "logger": logging.getLogger("alert_sink.kafka"),  # librdkafka logs as JSON too
+            **config.kafka.librdkafka_config(),  # TLS/SASL (holds the password: never log)
         }
         self.consumer = Consumer(
             {

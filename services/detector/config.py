@@ -20,6 +20,8 @@ from libs.cli.settings import (
     section,
     setting,
 )
+from libs.kafka.security import GROUP as KAFKA_SECURITY
+from libs.kafka.security import KafkaSecurity
 from libs.schemas.codec import DEFAULT_MAX_BYTES
 from libs.schemas.topics import ALERTS_TOPIC, TRANSACTIONS_DLQ_TOPIC, TRANSACTIONS_TOPIC
 from libs.schemas.transaction import DEFAULT_MAX_FUTURE_SKEW
@@ -71,6 +73,7 @@ class DetectorSettings:
         group=_KAFKA,
         help="larger transactions go to the DLQ as too_large",
     )
+    kafka: KafkaSecurity = section(KafkaSecurity, KAFKA_SECURITY)
     spark_master: str = setting(
         "local[*,4]",
         flag="--master",

@@ -57,8 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         args.input_topic,
         args.starting_offsets,
         args.max_offsets_per_trigger,
+        options=args.kafka.spark_options(),
     )
-    dead_letters = DeadLetters(args.bootstrap_servers, args.dlq_topic, args.input_topic)
+    dead_letters = DeadLetters(
+        args.bootstrap_servers,
+        args.dlq_topic,
+        args.input_topic,
+        client_options=tuple(sorted(args.kafka.librdkafka_config().items())),
+    )
     valid = pipeline.observe_dlq(
         pipeline.validated(
             raw,
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         .option("kafka.compression.type", "lz4")
         .option("kafka.linger.ms", "5")
         .option("topic", args.alerts_topic)
+        .options(**args.kafka.spark_options())  # TLS/SASL (libs/kafka/security)
         .option("checkpointLocation", str(args.checkpoint_dir / "alerts"))
         .trigger(processingTime=args.trigger_interval)
         .start()

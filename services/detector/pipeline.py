@@ -25,6 +25,7 @@ DataFrame; detector.py wires the sources, sinks and checkpoints.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -56,7 +57,9 @@ def read_kafka(
     topic: str,
     starting_offsets: str = "earliest",
     max_offsets_per_trigger: int = 0,
+    options: Mapping[str, str] | None = None,
 ) -> DataFrame:
+    """The Kafka source; `options` adds kafka.* settings (TLS/SASL, libs/kafka/security)."""
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap)
@@ -66,7 +69,7 @@ def read_kafka(
     )
     if max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
-    return reader.load()
+    return reader.options(**dict(options or {})).load()
 
 
 def validated(

@@ -20,7 +20,7 @@ queued for a later task.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -71,6 +71,9 @@ class DeadLetters:
     source_topic: str
     flush_timeout_s: float = 60.0  # how long a batch's dead letters may take, then it fails
     max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES  # longer values are cut (libs/dlq)
+    # librdkafka TLS/SASL settings (libs/kafka/security), as pairs so the target stays
+    # hashable; they hold the password, hence kept out of repr.
+    client_options: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def config(self) -> DlqConfig:
         return DlqConfig(
@@ -101,7 +104,8 @@ class _Publishers:
         publisher = cls._cache.get(target)
         if publisher is None:
             publisher = cls._cache[target] = DeadLetterPublisher(
-                target.config(), producer_options={"client.id": "detector-dlq"}
+                target.config(),
+                producer_options={"client.id": "detector-dlq", **dict(target.client_options)},
             )
         if publisher.pending:
             publisher.abandon()

@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from libs.cli import settings
-from libs.cli.settings import LOG_LEVELS, log_level, non_negative_int, positive_int, setting
+from libs.cli.settings import (
+    LOG_LEVELS,
+    log_level,
+    non_negative_int,
+    positive_int,
+    section,
+    setting,
+)
+from libs.kafka.security import GROUP as KAFKA_SECURITY
+from libs.kafka.security import KafkaSecurity
 from libs.schemas.topics import ALERTS_TOPIC, NOTIFICATIONS_DLQ_TOPIC
 
 SERVICE = "NOTIFIER"
@@ -49,6 +58,7 @@ class Config:
     dlq_topic: str = setting(
         NOTIFICATIONS_DLQ_TOPIC, group=_KAFKA, help="Where undeliverable notifications go."
     )
+    kafka: KafkaSecurity = section(KafkaSecurity, KAFKA_SECURITY)
     postgres_dsn: str = setting(
         "host=localhost port=5432 dbname=fraud user=fraud_notifier",
         group=_DB,

@@ -56,11 +56,12 @@ class Notifier:
                 "client.id": "notifier",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                **config.kafka.librdkafka_config(),  # TLS/SASL
             }
         )
         self.dlq = DeadLetterPublisher(
             DlqConfig(config.bootstrap_servers, config.dlq_topic),
-            producer_options={"client.id": "notifier-dlq"},
+            producer_options={"client.id": "notifier-dlq", **config.kafka.librdkafka_config()},
         )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

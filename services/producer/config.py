@@ -1,6 +1,8 @@
 """The producer's settings, parsed once at the edge (libs/cli/settings.py: each field is
 a flag and a `FRAUD_PRODUCER_<FIELD>` variable; KAFKA_BOOTSTRAP_SERVERS and
 FRAUD_LOG_LEVEL are the shared names), and what the generator and librdkafka get from them.
+Kafka TLS/SASL come from the libs/kafka/security.py section (`--kafka-security-protocol`,
+`--kafka-password-file`, ...).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from libs.cli.settings import (
     non_negative_int,
     parse_float,
     positive_float,
+    section,
     setting,
 )
+from libs.kafka.security import GROUP as KAFKA_SECURITY
+from libs.kafka.security import KafkaSecurity
 from libs.schemas.topics import TRANSACTIONS_TOPIC
 from services.producer.generator import PATTERNS, GeneratorConfig
 
@@ -71,6 +76,7 @@ class ProducerSettings:
         group=_KAFKA,
         help="seconds to reach the broker and find the topic",
     )
+    kafka: KafkaSecurity = section(KafkaSecurity, KAFKA_SECURITY)
     rate: float = setting(100.0, type=positive_float, group=_STREAM, help="transactions per second")
     duration: float = setting(
         0.0,
@@ -158,6 +164,7 @@ class ProducerSettings:
             "batch.size": 1_000_000,
             "queue.buffering.max.messages": 500_000,
             "logger": logging.getLogger("producer.librdkafka"),
+            **self.kafka.librdkafka_config(),  # TLS/SASL (holds the password: never log)
         }
 
 

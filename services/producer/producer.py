@@ -21,6 +21,7 @@ from confluent_kafka import Producer
 
 from libs.cli.service import Shutdown, serve_metrics
 from libs.cli.startup import EXIT_STARTUP, StartupError, require_topics
+from libs.kafka.security import ClientErrors
 from libs.logging.structured import configure
 from libs.schemas.transaction import transaction_to_json
 from services.producer.config import ProducerSettings, parse_settings
@@ -42,10 +43,15 @@ def run(settings: ProducerSettings, shutdown: Shutdown) -> int:
     seed = secrets.randbelow(2**31) if settings.seed is None else settings.seed
     metrics, totals = Metrics(), Totals()
     reports = DeliveryReports(metrics, totals)
-    producer = Producer(settings.kafka_config())
-    partitions = require_topics(
-        producer, [settings.topic], settings.bootstrap_servers, settings.startup_timeout
-    )[settings.topic]
+    errors = ClientErrors()  # why a start-up check failed (a refused login, TLS)
+    producer = Producer({**settings.kafka_config(), "error_cb": errors})
+    try:
+        partitions = require_topics(
+            producer, [settings.topic], settings.bootstrap_servers, settings.startup_timeout
+        )[settings.topic]
+    except StartupError as err:
+        why = errors.why(producer)
+        raise StartupError(f"{err} (the client reported: {why})" if why else str(err)) from None
     server = serve_metrics(settings.metrics_port, metrics.registry)
 
     started_wall = datetime.now(UTC)

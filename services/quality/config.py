@@ -1,6 +1,7 @@
 """The quality monitor's settings, parsed once at the edge (libs/cli/settings.py: each
 field is a flag and a `FRAUD_QUALITY_<FIELD>` variable; KAFKA_BOOTSTRAP_SERVERS and
-FRAUD_LOG_LEVEL are the shared names)."""
+FRAUD_LOG_LEVEL are the shared names); Kafka TLS/SASL from the libs/kafka/security.py
+section."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ from libs.cli.settings import (
     non_negative_int,
     positive_float,
     positive_int,
+    section,
     setting,
 )
+from libs.kafka.security import GROUP as KAFKA_SECURITY
+from libs.kafka.security import KafkaSecurity
 from libs.schemas.topics import ALERTS_TOPIC, TRANSACTIONS_TOPIC
 
 SERVICE = "QUALITY"
@@ -61,6 +65,7 @@ class QualitySettings:
         group=_KAFKA,
         help="seconds to commit and leave the group at exit (then exit regardless)",
     )
+    kafka: KafkaSecurity = section(KafkaSecurity, KAFKA_SECURITY)
     window_seconds: int = setting(
         60,
         type=positive_int,

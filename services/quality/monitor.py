@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from libs.cli.service import Shutdown, serve_metrics
 from libs.cli.startup import EXIT_STARTUP, StartupError, require_topics
+from libs.kafka.security import ClientErrors
 from libs.logging.structured import configure
 from services.quality.config import QualitySettings, parse_settings
 from services.quality.metrics import QualityMetrics, Snapshot
@@ -65,6 +66,7 @@ def kafka_config(args: QualitySettings) -> dict[str, Any]:
         "enable.auto.commit": True,
         "enable.partition.eof": True,
         "logger": logging.getLogger("quality.librdkafka"),
+        **args.kafka.librdkafka_config(),  # TLS/SASL (holds the password: never log)
     }
 
 
@@ -266,13 +268,15 @@ def close_consumer(consumer: Consumer, timeout: float) -> bool:
 def run(args: QualitySettings, shutdown: Shutdown) -> int:
     """Monitor until SIGTERM/SIGINT; then score everything open, report, exit 0."""
     settings = book_settings(args)
-    consumer = Consumer(kafka_config(args))
+    errors = ClientErrors()  # why a start-up check failed (a refused login, TLS)
+    consumer = Consumer({**kafka_config(args), "error_cb": errors})
     topics = [args.transactions_topic, args.alerts_topic]
     try:
         require_topics(consumer, topics, args.bootstrap_servers, args.startup_timeout)
-    except StartupError:
+    except StartupError as err:
+        why = errors.why(consumer)
         close_consumer(consumer, args.close_timeout)
-        raise
+        raise StartupError(f"{err} (the client reported: {why})" if why else str(err)) from None
     metrics = QualityMetrics()
     monitor = Monitor(
         consumer,
