@@ -50,9 +50,8 @@ def test_stores_latest_versions_and_dead_letters_bad_input(stack, tmp_path):
             "holding exactly the highest version per key",
             lambda: table_diff(read_table(postgres.dsn), stream.expected) + "\n" + sink.log_tail(),
         )
-        print(
-            f"{total} messages ({len(stream.expected)} keys) stored in {time.monotonic() - started:.1f} s"
-        )
+        took = time.monotonic() - started
+        print(f"{total} messages ({len(stream.expected)} keys) stored in {took:.1f} s")
 
         def committed_to_end() -> bool:
             committed, end = offsets(kafka.bootstrap, TOPIC)
