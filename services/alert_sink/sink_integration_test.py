@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import time
 
 import pytest
 
@@ -42,12 +43,14 @@ def test_stores_latest_versions_and_dead_letters_bad_input(stack, tmp_path):
         "200",
     )
     try:
-        took = wait_until(
+        started = time.monotonic()
+        wait_until(
             lambda: not table_diff(read_table(postgres.dsn), stream.expected),
             120,
             "holding exactly the highest version per key",
             lambda: table_diff(read_table(postgres.dsn), stream.expected) + "\n" + sink.log_tail(),
         )
+        took = time.monotonic() - started
         print(f"{total} messages ({len(stream.expected)} keys) stored in {took:.1f} s")
 
         def committed_to_end() -> bool:
