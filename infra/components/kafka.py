@@ -74,10 +74,10 @@ class KafkaBroker:
     def _admin_bootstrap(self) -> str:
         """Where the broker's own admin calls go: the metadata must name an address that
         works from here, which the advertised one of a published port does not."""
-        if self.internal is not None:
-            return "{}:{}".format(*self.internal)
         if self.pki is not None:
             return self.ssl_bootstrap
+        if self.internal is not None:
+            return "{}:{}".format(*self.internal)
         return self.bootstrap
 
     def admin_config(self) -> dict[str, str]:
@@ -100,8 +100,6 @@ class KafkaBroker:
         else:
             self.controller_port = free_port()
         if self.pki is not None:
-            if self.internal is not None:
-                raise ComponentError("a secure broker has no internal listener (yet)")
             if self.ssl_port:
                 ensure_port_free(self.ssl_port, "Kafka SSL")
             else:
@@ -235,6 +233,28 @@ class KafkaBroker:
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found": "false",
             "super.users": f"User:{ADMIN};User:{BROKER}",
+        } | self._secure_internal_props()
+
+    def _secure_internal_props(self) -> dict[str, str]:
+        """A container's `internal` listener in secure mode: SASL_SSL (SCRAM) too, advertised
+        as the internal host (the broker certificate names it); the SSL listener stays
+        the admin's, advertised as `advertised_host` (reached from inside the broker)."""
+        if self.internal is None:
+            return {}
+        host, port = self.internal
+        adv = self.advertised_host
+        return {
+            "listeners": f"SASL_SSL://{self.bind_host}:{self.port},"
+            f"INTERNAL://{self.bind_host}:{port},"
+            f"SSL://{self.bind_host}:{self.ssl_port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"SASL_SSL://{adv}:{self.advertised_port or self.port},"
+            f"INTERNAL://{host}:{port},SSL://{adv}:{self.ssl_port}",
+            "listener.security.protocol.map": "CONTROLLER:SSL,SASL_SSL:SASL_SSL,"
+            "INTERNAL:SASL_SSL,SSL:SSL",
+            "listener.name.internal.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.internal.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common"
+            ".security.scram.ScramLoginModule required;",
         }
 
     def stop(self) -> None:

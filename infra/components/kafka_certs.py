@@ -39,6 +39,7 @@ class KafkaPki:
     directory: Path
     principals: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ("localhost",)
+    days: str = DAYS  # validity of the certificates issued here
 
     @classmethod
     def create(
@@ -46,17 +47,18 @@ class KafkaPki:
         directory: Path,
         principals: Iterable[str],
         hosts: Iterable[str] = ("localhost",),
+        days: int = int(DAYS),
     ) -> KafkaPki:
         """A CA, the broker's certificate (SANs: 127.0.0.1 and `hosts`), a certificate and
         a SCRAM password for the admin and for each principal. Existing files are kept (a
         restarted stack reuses them)."""
         pki = cls(directory, (ADMIN, *dict.fromkeys(p for p in principals if p != ADMIN)),
-                  tuple(hosts))  # fmt: skip
+                  tuple(hosts), str(days))  # fmt: skip
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
         if not pki.ca_file.exists():
             _openssl("req", "-x509", *_KEY, "-keyout", str(directory / "ca.key"),
-                     "-out", str(pki.ca_file), "-days", DAYS, "-subj", "/CN=fraud-test-ca",
+                     "-out", str(pki.ca_file), "-days", pki.days, "-subj", "/CN=fraud-test-ca",
                      "-addext", "basicConstraints=critical,CA:TRUE",
                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")  # fmt: skip
         sans = ",".join(["IP:127.0.0.1", *(f"DNS:{h}" for h in pki.hosts)])
@@ -118,6 +120,12 @@ class KafkaPki:
             kafka_key_file=self.key_file(principal),
         )
 
+    def issue_server(self, name: str, hosts: Iterable[str]) -> None:
+        """A server certificate `name`.pem / `name`.key from this CA for `hosts` (DNS names,
+        IP addresses), e.g. PostgreSQL's; kept if it exists."""
+        sans = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() else f"DNS:{h}" for h in hosts)
+        self._issue(name, f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n")
+
     def _issue(self, name: str, extensions: str) -> None:
         cert, key = self.cert_file(name), self.key_file(name)
         if cert.exists() and key.exists():
@@ -129,7 +137,7 @@ class KafkaPki:
         ext.write_text(extensions)
         _openssl("x509", "-req", "-in", str(csr), "-CA", str(self.ca_file),
                  "-CAkey", str(self.directory / "ca.key"), "-CAcreateserial",
-                 "-out", str(cert), "-days", DAYS, "-extfile", str(ext))  # fmt: skip
+                 "-out", str(cert), "-days", self.days, "-extfile", str(ext))  # fmt: skip
         csr.unlink()
         ext.unlink()
 

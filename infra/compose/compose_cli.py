@@ -68,6 +68,7 @@ class Compose:
     file: Path
     env_file: Path
     project: str
+    overrides: tuple[Path, ...] = ()  # files over `file`: the env profile's (secure)
 
     @property
     def is_docker(self) -> bool:
@@ -75,6 +76,8 @@ class Compose:
 
     def run(self, *args: str, check: bool = True, quiet: bool = False) -> int:
         argv = [*self.command, "--project-name", self.project, "--file", str(self.file)]
+        for override in self.overrides:
+            argv += ["--file", str(override)]
         argv += ["--env-file", str(self.env_file), *args]
         if not quiet:
             result = subprocess.run(argv, check=False)
@@ -97,7 +100,9 @@ def _is_noise(line: str) -> bool:
     return any(marker in line for marker in _NOISE)
 
 
-def find_compose(file: Path, env_file: Path, project: str) -> Compose:
+def find_compose(
+    file: Path, env_file: Path, project: str, overrides: tuple[Path, ...] = ()
+) -> Compose:
     """docker compose where a Docker engine answers, else podman-compose on podman."""
     docker = shutil.which("docker")
     if (
@@ -105,11 +110,30 @@ def find_compose(file: Path, env_file: Path, project: str) -> Compose:
         and subprocess.run([docker, "info"], capture_output=True).returncode == 0
         and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
     ):
-        return Compose([docker, "compose"], docker, file, env_file, project)
+        return Compose([docker, "compose"], docker, file, env_file, project, overrides)
     if shutil.which("podman"):
         command = [sys.executable, "-m", "podman_compose"]
-        return Compose(command, podman.engine(), file, env_file, project)
+        return Compose(command, podman.engine(), file, env_file, project, overrides)
     raise ComposeError("neither docker compose nor podman was found: install podman (and runc)")
+
+
+def profile_files(env_file: Path) -> tuple[Path, ...]:
+    """The override files the env file's FRAUD_COMPOSE_PROFILE names (`secure`:
+    compose.secure.yaml); none without one."""
+    profile = read_env_file(env_file).get("FRAUD_COMPOSE_PROFILE", "")
+    if not profile:
+        return ()
+    path = workspace_file(f"infra/compose/compose.{profile}.yaml")
+    if not re.fullmatch(r"[a-z][a-z0-9_-]*", profile) or not path.is_file():
+        raise ComposeError(f"FRAUD_COMPOSE_PROFILE={profile!r} in {env_file}: no such profile")
+    return (path,)
+
+
+def compose_for(env_file: Path, project: str) -> Compose:
+    """The stack's compose command for this env file (and its profile's files)."""
+    return find_compose(
+        workspace_file("infra/compose/compose.yaml"), env_file, project, profile_files(env_file)
+    )
 
 
 def workspace_file(relative: str) -> Path:
@@ -401,9 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not env_file.is_file():
             raise ComposeError(f"env file {env_file} not found")
-        compose = find_compose(
-            workspace_file("infra/compose/compose.yaml"), env_file, args.project_name
-        )
+        compose = compose_for(env_file, args.project_name)
         if args.action == "up":
             up(compose, args.grafana, args.timeout)
         elif args.action == "down":

@@ -5,6 +5,7 @@ has a restart policy, and each stop_grace_period parses."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from infra.compose import compose_cli
 
@@ -96,5 +97,53 @@ def test_services_use_their_own_database_roles_and_passwords() -> None:
         if line and not line.startswith("#")
     )  # fmt: skip
     for name in ("POSTGRES_OWNER_PASSWORD", "POSTGRES_SINK_PASSWORD", "POSTGRES_NOTIFIER_PASSWORD"):
-        assert f"${{{name}:?" in text and env_file[name], name
+        # Empty (the image refuses to start) unless the env file or the profile's file sets it.
+        assert f"${{{name}:-}}" in text and env_file[name], name
     assert len({env_file[n] for n in env_file if n.endswith("_PASSWORD")}) == 4  # all differ
+
+
+SECURE = compose_cli.workspace_file("infra/compose/compose.secure.yaml")
+# Each Kafka client service of the secure profile, its principal and variable prefix.
+SECURE_CLIENTS = {
+    "producer": ("producer", "FRAUD_PRODUCER"),
+    "detector": ("detector", "FRAUD_DETECTOR"),
+    "alert-sink": ("sink", "FRAUD_SINK"),
+    "quality": ("quality", "FRAUD_QUALITY"),
+    "notifier": ("notifier", "FRAUD_NOTIFIER"),
+}
+
+
+def test_the_env_files_profile_selects_its_compose_file(tmp_path) -> None:
+    local = compose_cli.workspace_file("infra/compose/local.env")
+    assert compose_cli.profile_files(local) == ()
+    secure = tmp_path / "secure.env"
+    secure.write_text("FRAUD_COMPOSE_PROFILE=secure\n")
+    assert compose_cli.profile_files(secure) == (SECURE,)
+    secure.write_text("FRAUD_COMPOSE_PROFILE=../../etc\n")
+    with pytest.raises(compose_cli.ComposeError, match="no such profile"):
+        compose_cli.profile_files(secure)
+
+
+def test_the_secure_profile_gives_every_client_its_principal_and_secrets_as_files() -> None:
+    services = yaml.safe_load(SECURE.read_text())["services"]
+    for service, (principal, prefix) in SECURE_CLIENTS.items():
+        env, mounts = services[service]["environment"], services[service]["volumes"]
+        assert env[f"{prefix}_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", service
+        assert env[f"{prefix}_KAFKA_SASL_USERNAME"] == principal, service
+        password = env[f"{prefix}_KAFKA_PASSWORD_FILE"]
+        assert f"/pki/{principal}.password:{password}:ro" in " ".join(mounts), service
+        assert f"/pki/ca.pem:{env[f'{prefix}_KAFKA_CA_FILE']}:ro" in mounts[1], service
+        assert all(m.endswith(":ro") for m in mounts), service
+    sink = services["alert-sink"]["environment"]
+    assert sink["FRAUD_SINK_POSTGRES_SSLMODE"] == "verify-full"
+    assert "sslmode=verify-full" in services["notifier"]["environment"]["FRAUD_POSTGRES_DSN"]
+    assert services["kafka"]["environment"]["KAFKA_SECRETS_DIR"] == "/run/secrets/kafka"
+    postgres = services["postgres"]["environment"]
+    assert {"POSTGRES_SSL_CERT_FILE", "POSTGRES_SSL_KEY_FILE"} <= set(postgres)
+    for role in ("OWNER", "SINK", "NOTIFIER"):
+        assert f"POSTGRES_{role}_PASSWORD_FILE" in postgres
+    # No secret value: every setting is a name, a mode or a path.
+    assert "PASSWORD:" not in SECURE.read_text().replace("PASSWORD_FILE:", "")
+    # The override only adds settings to the base file's services (same order, same deps).
+    assert set(services) <= set(compose_cli.active_services(COMPOSE, set()))
+    assert not any("depends_on" in spec or "ports" in spec for spec in services.values())

@@ -1,11 +1,15 @@
-"""The compose stack (everything but the Grafana profile) under podman, one stack for the
-whole module, its tests run in order as steps of one story:
+"""The compose stack (everything but the Grafana profile) under podman in its `secure`
+profile (secrets made by //infra/compose:secrets: Kafka over SASL_SSL + SCRAM with ACLs,
+PostgreSQL over TLS), one stack for the whole module, its tests run in order as steps of
+one story:
 
 1. `up` loads the Bazel-built images and returns once every service is healthy; the
    producer container's transactions, read back from Kafka through the published port,
    give exactly the alerts an independent reference computes, and those are what
    PostgreSQL holds; Prometheus scrapes every service and sends to Alertmanager; the
-   notifier runs, healthy.
+   notifier runs, healthy; a plaintext client to the published Kafka port is refused
+   (this test reads as the quality monitor's principal, the database as its owner over
+   verify-full TLS).
 2. A crashed service (its process SIGKILLed, as the OOM killer would) is restarted by its
    restart policy and is healthy again.
 3. The Spark worker container killed and started again: alerts keep arriving.
@@ -22,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import time
@@ -33,11 +36,15 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
+from infra.components.kafka_certs import KafkaPki
 from infra.components.kafka_io import TopicReader, end_offsets
 from infra.components.process import free_port
 from infra.components.wait import wait_until
 from infra.compose import compose_cli
+from infra.compose import secrets as compose_secrets
 from infra.e2e import harness
 from infra.testing.table import keyed_diff
 from libs.schemas.transaction import Transaction, parse_transaction
@@ -61,19 +68,24 @@ class Stack:
     def __init__(self, env: dict[str, str], env_file: Path, project: str) -> None:
         self.env, self.env_file, self.project = env, env_file, project
         self.common = ["--env-file", str(env_file), "--project-name", project]
-        self.compose = compose_cli.find_compose(
-            compose_cli.workspace_file("infra/compose/compose.yaml"), env_file, project
-        )
+        self.compose = compose_cli.compose_for(env_file, project)
+        assert self.compose.overrides, "the secure profile's file is not used"
         self.engine = self.compose.engine
         self.bootstrap = f"127.0.0.1:{env['KAFKA_PORT']}"
+        self.secrets = Path(env["FRAUD_SECRETS_DIR"])
+        self.pki = KafkaPki(self.secrets / "pki")
+        # The quality monitor's principal: it may read both topics (and describe them).
+        self.client = self.pki.sasl("quality").librdkafka_config()
         self.reader: TopicReader | None = None
 
     @property
     def dsn(self) -> str:
         e = self.env
+        password = (self.secrets / "postgres" / "owner.password").read_text().strip()
         return (
-            f"host=127.0.0.1 port={e['POSTGRES_PORT']} dbname={e['POSTGRES_DB']} "
-            f"user=fraud_owner password={e['POSTGRES_OWNER_PASSWORD']}"
+            f"host=localhost port={e['POSTGRES_PORT']} dbname={e['POSTGRES_DB']} "
+            f"user=fraud_owner password={password} sslmode=verify-full "
+            f"sslrootcert={self.pki.ca_file}"
         )
 
     def container(self, service: str) -> str:
@@ -93,8 +105,13 @@ class Stack:
     def transactions(self) -> list[Transaction]:
         """Every transaction on the topic, read to its current end."""
         if self.reader is None:
-            self.reader = TopicReader(self.bootstrap, "transactions")
-        want = sum(end_offsets(self.bootstrap, "transactions").values())
+            self.reader = TopicReader(
+                self.bootstrap,
+                "transactions",
+                group=f"fraud-quality-test-{time.monotonic_ns()}",
+                client=self.client,
+            )
+        want = sum(end_offsets(self.bootstrap, "transactions", client=self.client).values())
         self.reader.wait_for(lambda records: len(records) >= want, 60, "transactions read")
         return [parse_transaction(record.value) for record in self.reader.records]
 
@@ -115,19 +132,15 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """The stack on free ports, its own project name and a random password."""
-    env = {name: str(free_port()) for name in PORTS}
+    """The secure profile on free ports, its own project name and freshly made secrets."""
+    made = compose_secrets.create(tmp_path_factory.mktemp("compose") / "secrets")
+    env = compose_cli.read_env_file(made) | {name: str(free_port()) for name in PORTS}
     env |= {
-        "POSTGRES_OWNER_PASSWORD": secrets.token_urlsafe(12),
-        "POSTGRES_SINK_PASSWORD": secrets.token_urlsafe(12),
-        "POSTGRES_NOTIFIER_PASSWORD": secrets.token_urlsafe(12),
-        "POSTGRES_DB": "fraud",
-        "GRAFANA_ADMIN_PASSWORD": secrets.token_urlsafe(12),
         "PRODUCER_RATE": str(RATE),
         "PRODUCER_DURATION": str(DURATION),
         "SPARK_WORKER_MEMORY": "1g",
     }
-    env_file = tmp_path_factory.mktemp("compose") / "test.env"
+    env_file = made.with_name("test.env")
     env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
     s = Stack(env, env_file, f"fraudtest{os.getpid()}")
     try:
@@ -242,6 +255,15 @@ def test_prometheus_sends_to_the_healthy_alertmanager_and_the_notifier_runs(stac
     with urllib.request.urlopen(ready, timeout=5) as response:
         assert response.status == 200
     assert stack.inspect("notifier", "{{.State.Status}} {{.RestartCount}}") == "running 0"
+
+
+def test_a_plaintext_client_to_the_published_kafka_port_is_refused(stack):
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap, "log_level": 0})
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=5)
+    # The same port with the quality monitor's credentials answers.
+    secure = AdminClient({"bootstrap.servers": stack.bootstrap, **stack.client, "log_level": 3})
+    assert "transactions" in secure.list_topics(timeout=10).topics
 
 
 # -- 2. restart policies ---------------------------------------------------------------------
