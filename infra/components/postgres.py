@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.components import locate
-from infra.components.postgres_setup import LOCAL_ROLES, Role, Roles, setup
+from infra.components.postgres_setup import LOCAL_ROLES, Role, Roles, server_tls_flags, setup
 from infra.components.process import ComponentError, ManagedProcess, ensure_port_free, free_port
 
 
@@ -174,21 +174,7 @@ class PostgresServer:
         key others may read)."""
         if self.tls is None:
             return []
-        tls_dir = pgdata / "tls"
-        tls_dir.mkdir(mode=0o700, exist_ok=True)
-        for name, source in (("server.crt", self.tls.cert_file), ("server.key", self.tls.key_file)):
-            shutil.copyfile(source, tls_dir / name)
-            os.chmod(tls_dir / name, 0o600)
-            if owner:
-                os.chown(tls_dir / name, *owner)
-        if owner:
-            os.chown(tls_dir, *owner)
-        return [
-            "-c", "ssl=on",
-            "-c", f"ssl_cert_file={tls_dir / 'server.crt'}",
-            "-c", f"ssl_key_file={tls_dir / 'server.key'}",
-            "-c", "ssl_min_protocol_version=TLSv1.2",
-        ]  # fmt: skip
+        return server_tls_flags(pgdata, self.tls.cert_file, self.tls.key_file, owner)
 
     def _run(self, args: list[str], owner: tuple[int, int] | None) -> None:
         result = subprocess.run(

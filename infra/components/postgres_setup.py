@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,3 +193,29 @@ def setup(conn, roles: Roles = LOCAL_ROLES, alerts_tables: Sequence[str] = ("ale
                 sql.SQL("REVOKE ALL ON {} FROM PUBLIC, {}, {}").format(listed, sink, notifier)
             )
             cur.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {}").format(listed, grantee))
+
+
+def server_tls_flags(
+    data_dir: Path,
+    cert_file: str | Path,
+    key_file: str | Path,
+    owner: tuple[int, int] | None = None,
+) -> list[str]:
+    """postgres flags for ssl=on, with copies of the certificate and key that the server
+    user owns (PostgreSQL refuses a key others may read); used by the tests' server and
+    the image alike."""
+    tls_dir = Path(data_dir) / "tls"
+    tls_dir.mkdir(mode=0o700, exist_ok=True)
+    for name, source in (("server.crt", cert_file), ("server.key", key_file)):
+        shutil.copyfile(source, tls_dir / name)
+        os.chmod(tls_dir / name, 0o600)
+        if owner:
+            os.chown(tls_dir / name, *owner)
+    if owner:
+        os.chown(tls_dir, *owner)
+    return [
+        "-c", "ssl=on",
+        "-c", f"ssl_cert_file={tls_dir / 'server.crt'}",
+        "-c", f"ssl_key_file={tls_dir / 'server.key'}",
+        "-c", "ssl_min_protocol_version=TLSv1.2",
+    ]  # fmt: skip

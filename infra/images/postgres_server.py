@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from infra.components.postgres_setup import Roles, setup
+from infra.components.postgres_setup import Roles, server_tls_flags, setup
 from libs.cli.flags import flag
 from libs.logging.structured import configure
 
@@ -111,17 +110,7 @@ def tls_flags(data_dir: Path, cert_file: str, key_file: str) -> list[str]:
     """ssl=on with copies the server user owns (PostgreSQL refuses a key others can read)."""
     if not cert_file:
         return []
-    tls_dir = data_dir / "tls"
-    tls_dir.mkdir(mode=0o700, exist_ok=True)
-    for name, source in (("server.crt", cert_file), ("server.key", key_file)):
-        shutil.copyfile(source, tls_dir / name)
-        os.chmod(tls_dir / name, 0o600)
-    return [
-        "-c", "ssl=on",
-        "-c", f"ssl_cert_file={tls_dir / 'server.crt'}",
-        "-c", f"ssl_key_file={tls_dir / 'server.key'}",
-        "-c", "ssl_min_protocol_version=TLSv1.2",
-    ]  # fmt: skip
+    return server_tls_flags(data_dir, cert_file, key_file)
 
 
 def run_setup(args: argparse.Namespace, roles: Roles, timeout: float = 60.0) -> None:
